@@ -1,0 +1,367 @@
+"""Model loading: diffusers-layout folders (real Wan2.1 or our zoo), the embedded zoo, and random-tiny.
+
+A model folder is the diffusers layout (`model_index.json`, `tokenizer/ text_encoder/ transformer/ vae/
+scheduler/`) plus an optional `pyramidal_wan.json` with our defaults (size, schedule, guidance …) and
+`"shared": "<folder>"` naming where components missing here live (the zoo shares one VAE and one text
+encoder between variants). Everything loads offline (`local_files_only`); a hub id is tried online only
+when the name is not a local folder and the host is online.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
+
+from engine.flops import TransformerSize
+from engine.pyramid import DEFAULT_NUM_STAGES
+from engine.text import build_word_tokenizer, unknown_words
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ZOO_DIR = REPO_ROOT / "assets" / "zoo"
+RANDOM_TINY = "random-tiny"
+DEFAULT_ZOO_MODEL = "pyramidal-wan-tiny"
+COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+CARD_FILE = "pyramidal_wan.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model name or folder that cannot be loaded; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Defaults and facts stored beside a model in `pyramidal_wan.json` (all optional there)."""
+
+    description: str = ""
+    pyramidal: bool = False  # finetuned for the pyramid (else pyramidal sampling is out of distribution)
+    frames: int = 81
+    height: int = 448
+    width: int = 832
+    fps: int = 16
+    schedule: str = "0-0-50"
+    guidance: float = 5.0
+    shift: float | None = None  # None: read from the scheduler config
+    step_rule: str = "euler"  # "euler" for diffusion models, "x0" for few-step distilled generators
+    num_stages: int = DEFAULT_NUM_STAGES
+    boundaries: tuple[float, ...] | None = None
+    max_sequence_length: int = 512
+    negative_prompt: str = ""
+    shared: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCard:
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in data.items() if k in known}
+        if data.get("boundaries") is not None:
+            data["boundaries"] = tuple(data["boundaries"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+@dataclass
+class WanModel:
+    """Loaded components of one model and what the engine needs to sample it."""
+
+    name: str
+    pipe: WanPipeline  # used for its components and its prompt encoder; sampling is ours
+    card: ModelCard
+    device: torch.device
+    dtype: torch.dtype
+    shift: float
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def transformer(self) -> WanTransformer3DModel:
+        return self.pipe.transformer
+
+    @property
+    def vae(self):
+        return self.pipe.vae
+
+    @property
+    def tokenizer(self):
+        return self.pipe.tokenizer
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.transformer.config.in_channels)
+
+    @property
+    def size(self) -> TransformerSize:
+        return TransformerSize.from_config(dict(self.transformer.config), text_len=self.card.max_sequence_length)
+
+    def unknown_words(self, prompt: str) -> list[str]:
+        return unknown_words(self.tokenizer, prompt)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str], negative: list[str] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Text embeddings (B, L, text_dim) for prompts and, when negative is given, for the negative."""
+        cond, uncond = self.pipe.encode_prompt(
+            prompt=prompts,
+            negative_prompt=negative,
+            do_classifier_free_guidance=negative is not None,
+            max_sequence_length=self.card.max_sequence_length,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        return cond, uncond
+
+    def _latent_stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.vae.config
+        shape = (1, cfg.z_dim, 1, 1, 1)
+        mean = torch.tensor(cfg.latents_mean, dtype=torch.float32, device=latents.device).view(shape)
+        std = torch.tensor(cfg.latents_std, dtype=torch.float32, device=latents.device).view(shape)
+        return mean, std
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, C, T, H, W) → video (B, 3, 4(T−1)+1, 8H, 8W) in [−1, 1], float32.
+
+        Works at every stage's resolution: the VAE is convolutional, so a stage's x0 estimate decodes to
+        a video of that stage's own pixel size.
+        """
+        latents = latents.to(self.vae.device, torch.float32)
+        mean, std = self._latent_stats(latents)
+        return self.vae.decode(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Video (B, 3, F, H, W) in [−1, 1] → normalised latents (posterior mean)."""
+        video = video.to(self.vae.device, torch.float32)
+        latents = self.vae.encode(video).latent_dist.mode()
+        mean, std = self._latent_stats(latents)
+        return (latents - mean) / std
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on CUDA (as Wan is run), float32 on the CPU (bf16 matmuls are slow there)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def zoo_models() -> list[str]:
+    """Names of the shipped zoo variants (folders of assets/zoo with a transformer)."""
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "transformer").is_dir())
+
+
+def available_models() -> list[str]:
+    return zoo_models() + [RANDOM_TINY]
+
+
+def default_model_name() -> str:
+    zoo = zoo_models()
+    if DEFAULT_ZOO_MODEL in zoo:
+        return DEFAULT_ZOO_MODEL
+    return zoo[0] if zoo else RANDOM_TINY
+
+
+def resolve(name_or_path: str) -> str:
+    """A zoo name → its folder; random-tiny stays a name; anything else is taken as a path or hub id."""
+    if name_or_path == RANDOM_TINY:
+        return RANDOM_TINY
+    if (ZOO_DIR / name_or_path / "transformer").is_dir():
+        return str(ZOO_DIR / name_or_path)
+    return name_or_path
+
+
+def load_model(name_or_path: str | None = None, device: str | None = None, dtype: str | None = None) -> WanModel:
+    """Load (once, cached by name, device and dtype) a zoo name, random-tiny, a folder or a hub id."""
+    name_or_path = name_or_path or default_model_name()
+    dev = torch.device(device) if device else default_device()
+    dt = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(dev))
+    return _load_cached(resolve(name_or_path), str(dev), dt)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(key: str, device: str, dtype: torch.dtype) -> WanModel:
+    dev = torch.device(device)
+    if key == RANDOM_TINY:
+        pipe, card = build_random_tiny()
+        name = RANDOM_TINY
+    else:
+        pipe, card = _load_folder(key, dtype)
+        name = Path(key).name if Path(key).is_dir() else key
+    for module, want in ((pipe.transformer, dtype), (pipe.text_encoder, dtype), (pipe.vae, torch.float32)):
+        module.to(dev).eval()  # folders load in their dtype (torch_dtype); the Wan VAE stays float32
+        if next(module.parameters()).dtype != want:
+            module.to(want)
+    shift = card.shift if card.shift is not None else _scheduler_shift(pipe.scheduler)
+    return WanModel(name=name, pipe=pipe, card=card, device=dev, dtype=dtype, shift=shift)
+
+
+def _scheduler_shift(scheduler) -> float:
+    cfg = dict(getattr(scheduler, "config", {}) or {})
+    for key in ("shift", "flow_shift"):
+        if cfg.get(key):
+            return float(cfg[key])
+    return 1.0
+
+
+def _load_folder(path: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]:
+    root = Path(path)
+    if not root.exists():
+        if "/" in path and not path.startswith((".", "/")) and path.count("/") == 1:
+            return _load_hub(path, dtype)
+        raise ModelLoadError(
+            f"no model folder at {path!r}. Give a zoo name ({', '.join(available_models())}) or a folder in "
+            f"diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ vae/ scheduler/), "
+            f"e.g. a local copy of Wan2.1-T2V-1.3B-Diffusers."
+        )
+    if not root.is_dir():
+        raise ModelLoadError(f"{path!r} is a file, not a model folder in diffusers layout")
+    card_path = root / CARD_FILE
+    try:
+        card = ModelCard.from_dict(json.loads(card_path.read_text())) if card_path.is_file() else ModelCard()
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+    shared = (root / card.shared).resolve() if card.shared else None
+
+    parts = {}
+    for comp in COMPONENTS:
+        where = root if (root / comp).is_dir() else shared
+        if where is None or not (where / comp).is_dir():
+            raise ModelLoadError(
+                f"model folder {path!r} has no {comp}/ subfolder (expected diffusers layout: "
+                f"{', '.join(c + '/' for c in COMPONENTS)} and model_index.json)"
+            )
+        try:
+            parts[comp] = _load_component(where, comp, dtype)
+        except ModelLoadError:
+            raise
+        except Exception as err:  # corrupt weights, bad configs: say which component and where
+            raise ModelLoadError(f"could not load {comp} from {where / comp}: {type(err).__name__}: {err}") from err
+    return WanPipeline(**parts), card
+
+
+def _component_class(root: Path, comp: str):
+    index = root / "model_index.json"
+    defaults = {
+        "text_encoder": UMT5EncoderModel,
+        "transformer": WanTransformer3DModel,
+        "vae": AutoencoderKLWan,
+        "scheduler": FlowMatchEulerDiscreteScheduler,
+    }
+    if index.is_file():
+        try:
+            entry = json.loads(index.read_text()).get(comp)
+        except json.JSONDecodeError as err:
+            raise ModelLoadError(f"{index} is not valid JSON: {err}") from err
+        if entry and entry[0] and entry[1]:
+            library, cls = entry
+            try:
+                return getattr(importlib.import_module(library), cls)
+            except (ImportError, AttributeError) as err:
+                raise ModelLoadError(f"{index}: {comp} class {library}.{cls} is not available") from err
+    return defaults[comp]
+
+
+def _load_component(root: Path, comp: str, dtype: torch.dtype):
+    if comp == "tokenizer":
+        return AutoTokenizer.from_pretrained(root / comp, local_files_only=True)
+    cls = _component_class(root, comp)
+    if comp == "scheduler":
+        return cls.from_pretrained(root, subfolder=comp, local_files_only=True)
+    kwargs = {"torch_dtype": torch.float32 if comp == "vae" else dtype}
+    return cls.from_pretrained(root, subfolder=comp, local_files_only=True, **kwargs)
+
+
+def _load_hub(repo_id: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]:
+    try:
+        pipe = WanPipeline.from_pretrained(repo_id, torch_dtype=dtype)
+        pipe.vae.to(torch.float32)
+    except Exception as err:
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local folder and could not be fetched from a model hub "
+            f"({type(err).__name__}); on an offline host, download it first and give the folder"
+        ) from err
+    return pipe, ModelCard(description=f"{repo_id} (hub)")
+
+
+# --- random-tiny: the whole path before any trained model exists --------------------------------------
+
+RANDOM_TINY_WORDS = (
+    "a an the red green blue yellow white black orange purple circle square triangle star cross moving "
+    "left right up down growing shrinking rotating bouncing still on over background gradient slowly quickly"
+).split()
+
+
+def random_tiny_card() -> ModelCard:
+    return ModelCard(
+        description="random weights, tiny Wan architecture: exercises every code path, draws noise",
+        pyramidal=False,
+        frames=17,
+        height=128,
+        width=128,
+        fps=8,
+        schedule="2-2-1",
+        guidance=3.0,
+        shift=1.0,
+        max_sequence_length=16,
+    )
+
+
+def build_random_tiny(seed: int = 0) -> tuple[WanPipeline, ModelCard]:
+    """A random-weight pipeline of the real Wan layout at toy size, built in memory (seeded)."""
+    card = random_tiny_card()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        tokenizer = build_word_tokenizer(RANDOM_TINY_WORDS, max_length=card.max_sequence_length)
+        text_encoder = UMT5EncoderModel(
+            UMT5Config(
+                vocab_size=len(tokenizer),
+                d_model=32,
+                d_kv=16,
+                d_ff=64,
+                num_layers=1,
+                num_heads=2,
+                relative_attention_num_buckets=8,
+                relative_attention_max_distance=16,
+            )
+        )
+        transformer = WanTransformer3DModel(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            text_dim=32,
+            freq_dim=32,
+            ffn_dim=64,
+            num_layers=2,
+            rope_max_seq_len=256,
+        )
+        vae = AutoencoderKLWan(
+            base_dim=4,
+            z_dim=16,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+            latents_mean=[0.0] * 16,
+            latents_std=[1.0] * 16,
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    pipe = WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+    )
+    return pipe, card
+
+
+def save_model(pipe: WanPipeline, card: ModelCard, folder: str | Path) -> Path:
+    """Write a pipeline in diffusers layout plus its card (what tests and trainers use to make folders)."""
+    folder = Path(folder)
+    pipe.save_pretrained(folder)
+    (folder / CARD_FILE).write_text(card.to_json())
+    return folder
+

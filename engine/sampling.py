@@ -1,0 +1,191 @@
+"""Samplers: plain and pyramidal, as generators of events (k-diffusion style: the schedule is data,
+the model is a callable, progress goes through what the generator yields).
+
+One full-resolution noise draw defines the run: the first active stage starts from its projection to
+that stage's resolution, and each jump takes its detail-band noise from the projection one stage up
+(orthogonal bands of one Gaussian draw are independent, so every jump is still exactly distributed as
+DESIGN §4 requires, and schedules sampled with the same seed share their noise).
+
+A denoiser is `denoiser(x, sigma, stage) -> velocity` with x (B, C, T, H, W) at the stage's resolution.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine.pyramid import PyramidGeometry
+from engine.schedule import stage_sigmas
+from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump
+
+STEP_RULES = ("euler", "x0")
+Denoiser = Callable[[torch.Tensor, float, int], torch.Tensor]
+
+
+@dataclass
+class Event:
+    """What a sampler reports: after every step (kind "step"), at the end of every stage ("stage_end")
+    and once at the end ("done", with the final latents in x0 and timings filled in)."""
+
+    kind: str
+    stage: int
+    step: int  # steps done in this stage
+    stage_steps: int
+    done_steps: int  # steps done in the whole run
+    total_steps: int
+    latent_shape: tuple[int, ...]  # (C, T, H, W) of the stage
+    pixel_shape: tuple[int, int, int]  # (frames, height, width) the stage decodes to
+    sigma: float  # noise level of the latent after this step
+    sigma_range: tuple[float, float]  # (start, end) of the stage
+    x0: torch.Tensor  # current clean estimate (B, C, T, H, W) at the stage's resolution
+    elapsed: float  # seconds since sampling started
+    stage_seconds: float = 0.0  # for "stage_end": wall time of the stage
+    model_seconds: float = 0.0  # time spent inside denoiser calls so far
+    stage_times: list[float] = field(default_factory=list)  # for "done": seconds per active stage
+    result: Any = None  # for "done" from engine.pipeline.generate: the decoded Result
+
+
+def cfg_denoiser(
+    transformer: torch.nn.Module,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    guidance: float,
+) -> Denoiser:
+    """Wrap a Wan transformer as a velocity denoiser with classifier-free guidance.
+
+    Conditional and unconditional passes run as one batch; the timestep is t = 1000·σ, the *true* noise
+    level of the input at every stage (DESIGN §3). Each stage gets its own diffusers cache context, since
+    cache hooks break when the resolution changes inside one context (DESIGN §10).
+    """
+    use_cfg = uncond is not None and guidance != 1.0
+    context = cond if not use_cfg else torch.cat([cond, uncond])
+    param = next(transformer.parameters())
+
+    def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
+        b = x.shape[0]
+        inp = torch.cat([x, x]) if use_cfg else x
+        t = torch.full((inp.shape[0],), 1000.0 * sigma, device=param.device, dtype=torch.float32)
+        ctx = transformer.cache_context(f"stage{stage}") if hasattr(transformer, "cache_context") else nullcontext()
+        with torch.no_grad(), ctx:
+            v = transformer(
+                hidden_states=inp.to(param.device, param.dtype),
+                timestep=t,
+                encoder_hidden_states=context,
+                return_dict=False,
+            )[0].to(x.device, torch.float32)
+        if use_cfg:
+            v_cond, v_uncond = v[:b], v[b:]
+            v = v_uncond + guidance * (v_cond - v_uncond)
+        return v
+
+    return denoise
+
+
+def noise_pyramid(eps_full: torch.Tensor, geometry: PyramidGeometry, wavelet: str) -> list[torch.Tensor]:
+    """Unit noise at every stage's resolution, low → high, all projections of one full-resolution draw."""
+    levels = [eps_full]
+    for stage in reversed(geometry.stages[:-1]):
+        levels.insert(0, downsample_noise(levels[0], wavelet, temporal=stage.temporal_halved))
+    return levels
+
+
+def sample(
+    denoiser: Denoiser,
+    geometry: PyramidGeometry,
+    counts: Sequence[int],
+    generator: torch.Generator,
+    batch_size: int = 1,
+    step_rule: str = "euler",
+    wavelet: str = DEFAULT_WAVELET,
+    shift: float = 1.0,
+) -> Iterator[Event]:
+    """Pyramidal sampling over the stages of `geometry` with `counts` steps each (low → high).
+
+    Leading stages with 0 steps are skipped and the first active stage starts at σ = 1 from noise at
+    its own resolution; "0-0-N" is therefore exactly the plain full-resolution sampler.
+    Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict x0 = x − σ·v, renoise to σ'
+    with fresh noise; the rule few-step distilled generators are trained with).
+    """
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+    if len(counts) != geometry.num_stages:
+        raise ValueError(f"schedule has {len(counts)} stages but the pyramid has {geometry.num_stages}")
+    start_time = time.perf_counter()
+    model_seconds = 0.0
+    first = next(k for k, c in enumerate(counts) if c > 0)
+    total = sum(counts)
+    done = 0
+    stage_times: list[float] = []
+
+    eps_full = torch.randn((batch_size, *geometry.full.latent_shape), generator=generator, device=generator.device)
+    eps = noise_pyramid(eps_full.float().cpu(), geometry, wavelet)
+    x = eps[first].clone()
+    x0 = x
+    for k in range(first, geometry.num_stages):
+        stage = geometry.stages[k]
+        stage_start = time.perf_counter()
+        sigma_start = 1.0 if k == first else stage.sigma_start
+        sigmas = stage_sigmas(sigma_start, stage.sigma_end, counts[k], shift).tolist()
+        for i in range(counts[k]):
+            s, s_next = sigmas[i], sigmas[i + 1]
+            t0 = time.perf_counter()
+            v = denoiser(x, s, k)
+            model_seconds += time.perf_counter() - t0
+            x0 = x - s * v
+            if step_rule == "euler":
+                x = x + (s_next - s) * v
+            elif s_next > 0:
+                x = (1.0 - s_next) * x0 + s_next * randn_like_shape(x.shape, generator, x)
+            else:
+                x = x0
+            done += 1
+            yield _event("step", geometry, k, i + 1, counts[k], done, total, s_next, sigmas, x0, start_time,
+                         model_seconds)
+        stage_times.append(time.perf_counter() - stage_start)
+        last = k == geometry.num_stages - 1
+        ev = _event("stage_end", geometry, k, counts[k], counts[k], done, total, stage.sigma_end, sigmas,
+                    x if last else x0, start_time, model_seconds)
+        ev.stage_seconds = stage_times[-1]
+        yield ev
+        if not last:
+            x, _ = renoise_jump(x, stage.sigma_end, generator, wavelet, stage.temporal_halved, eps[k + 1])
+    ev = _event("done", geometry, geometry.num_stages - 1, counts[-1], counts[-1], done, total, 0.0, sigmas, x,
+                start_time, model_seconds)
+    ev.stage_times = stage_times
+    yield ev
+
+
+def _event(kind, geometry, k, step, stage_steps, done, total, sigma, sigmas, x0, start_time, model_seconds):
+    stage = geometry.stages[k]
+    return Event(
+        kind=kind,
+        stage=k,
+        step=step,
+        stage_steps=stage_steps,
+        done_steps=done,
+        total_steps=total,
+        latent_shape=stage.latent_shape,
+        pixel_shape=stage.pixel_shape,
+        sigma=float(sigma),
+        sigma_range=(float(sigmas[0]), float(sigmas[-1])),
+        x0=x0,
+        elapsed=time.perf_counter() - start_time,
+        model_seconds=model_seconds,
+    )
+
+
+def sample_plain(
+    denoiser: Denoiser,
+    geometry: PyramidGeometry,
+    steps: int,
+    generator: torch.Generator,
+    **kwargs,
+) -> Iterator[Event]:
+    """The plain Wan sampler: all `steps` at full resolution from σ = 1 (schedule "0-…-0-steps")."""
+    counts = [0] * (geometry.num_stages - 1) + [steps]
+    return sample(denoiser, geometry, counts, generator, **kwargs)
