@@ -34,8 +34,12 @@ def _generate(args: argparse.Namespace) -> int:
         step_rule=args.step_rule,
         shift=args.shift,
     )
-    bar = tqdm(total=sum(request.counts), desc=f"{request.schedule} seed {request.seed}", disable=args.json,
-               unit="step")
+    bar = tqdm(
+        total=sum(request.counts),
+        desc=f"{request.schedule} seed {request.seed}",
+        disable=args.json,
+        unit="step",
+    )
     result = None
     for event in generate(model, request):
         if event.kind == "step":
@@ -52,9 +56,14 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         for row in summary["stages"]:
             f, h, w = row["pixels"]
-            print(f"  stage {row['stage']}: {row['steps']:>3} steps at {f}×{h}×{w}, "
-                  f"σ {row['sigma_start']:.3f}→{row['sigma_end']:.3f}, {row['seconds']:.2f} s")
-        print(f"wrote {out} (seed {request.seed}, {result.total_seconds:.2f} s, {result.total_tflops:.4g} TFLOPs)")
+            print(
+                f"  stage {row['stage']}: {row['steps']:>3} steps at {f}×{h}×{w}, "
+                f"σ {row['sigma_start']:.3f}→{row['sigma_end']:.3f}, {row['seconds']:.2f} s"
+            )
+        print(
+            f"wrote {out} (seed {request.seed}, {result.total_seconds:.2f} s, "
+            f"{result.total_tflops:.4g} TFLOPs)"
+        )
         if result.unknown_words:
             print(f"warning: the model does not know these words: {', '.join(result.unknown_words)}")
     return 0
@@ -69,13 +78,23 @@ def _flops(args: argparse.Namespace) -> int:
     per_stage = [f / TERA for f in schedule_flops(geometry, counts, size, cfg=args.cfg)]
     total = sum(per_stage)
     if args.json:
-        print(json.dumps({
-            "model": args.model, "schedule": format_schedule(counts), "cfg": args.cfg,
-            "frames": args.frames, "height": args.height, "width": args.width,
-            "stages": [{"stage": k, "steps": counts[k], "tokens": s.tokens, "tflops": per_stage[k]}
-                       for k, s in enumerate(geometry.stages)],
-            "total_tflops": total,
-        }))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "schedule": format_schedule(counts),
+                    "cfg": args.cfg,
+                    "frames": args.frames,
+                    "height": args.height,
+                    "width": args.width,
+                    "stages": [
+                        {"stage": k, "steps": counts[k], "tokens": s.tokens, "tflops": per_stage[k]}
+                        for k, s in enumerate(geometry.stages)
+                    ],
+                    "total_tflops": total,
+                }
+            )
+        )
     else:
         for k, (s, t) in enumerate(zip(geometry.stages, per_stage)):
             print(f"  stage {k}: {counts[k]:>3} steps × {s.tokens} tokens = {t:,.1f} TFLOPs")
@@ -84,21 +103,30 @@ def _flops(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Pyramidal sampling for Wan2.1-style models")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description="Pyramidal sampling for Wan2.1-style models"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="text → mp4")
     g.add_argument("--prompt", required=True)
     g.add_argument("--negative-prompt", default=None)
-    g.add_argument("--model", default=None,
-                   help=f"zoo name ({', '.join(available_models())}), folder, or hub id; default {default_model_name()}")
-    g.add_argument("--schedule", default=None, help="steps per stage, low → high, e.g. 20-20-10; 0-0-50 is plain")
+    g.add_argument(
+        "--model",
+        default=None,
+        help=f"zoo name ({', '.join(available_models())}), folder, or hub id; default {default_model_name()}",
+    )
+    g.add_argument(
+        "--schedule", default=None, help="steps per stage, low → high, e.g. 20-20-10; 0-0-50 is plain"
+    )
     g.add_argument("--frames", type=int, default=None)
     g.add_argument("--height", type=int, default=None)
     g.add_argument("--width", type=int, default=None)
     g.add_argument("--guidance", type=float, default=None)
     g.add_argument("--seed", type=int, default=None, help="default: random (printed)")
-    g.add_argument("--wavelet", default=DEFAULT_WAVELET, help="haar, db2, sym4, … (orthogonal PyWavelets names)")
+    g.add_argument(
+        "--wavelet", default=DEFAULT_WAVELET, help="haar, db2, sym4, … (orthogonal PyWavelets names)"
+    )
     g.add_argument("--step-rule", choices=["euler", "x0"], default=None)
     g.add_argument("--shift", type=float, default=None)
     g.add_argument("--device", default=None)

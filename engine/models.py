@@ -98,13 +98,17 @@ class WanModel:
 
     @property
     def size(self) -> TransformerSize:
-        return TransformerSize.from_config(dict(self.transformer.config), text_len=self.card.max_sequence_length)
+        return TransformerSize.from_config(
+            dict(self.transformer.config), text_len=self.card.max_sequence_length
+        )
 
     def unknown_words(self, prompt: str) -> list[str]:
         return unknown_words(self.tokenizer, prompt)
 
     @torch.no_grad()
-    def encode_prompt(self, prompts: list[str], negative: list[str] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_prompt(
+        self, prompts: list[str], negative: list[str] | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Text embeddings (B, L, text_dim) for prompts and, when negative is given, for the negative."""
         cond, uncond = self.pipe.encode_prompt(
             prompt=prompts,
@@ -179,7 +183,9 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_model(name_or_path: str | None = None, device: str | None = None, dtype: str | None = None) -> WanModel:
+def load_model(
+    name_or_path: str | None = None, device: str | None = None, dtype: str | None = None
+) -> WanModel:
     """Load (once, cached by name, device and dtype) a zoo name, random-tiny, a folder or a hub id."""
     name_or_path = name_or_path or default_model_name()
     dev = torch.device(device) if device else default_device()
@@ -219,7 +225,8 @@ def _load_folder(path: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]
             return _load_hub(path, dtype)
         raise ModelLoadError(
             f"no model folder at {path!r}. Give a zoo name ({', '.join(available_models())}) or a folder in "
-            f"diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ vae/ scheduler/), "
+            f"diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ vae/ "
+            f"scheduler/), "
             f"e.g. a local copy of Wan2.1-T2V-1.3B-Diffusers."
         )
     if not root.is_dir():
@@ -244,7 +251,9 @@ def _load_folder(path: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]
         except ModelLoadError:
             raise
         except Exception as err:  # corrupt weights, bad configs: say which component and where
-            raise ModelLoadError(f"could not load {comp} from {where / comp}: {type(err).__name__}: {err}") from err
+            raise ModelLoadError(
+                f"could not load {comp} from {where / comp}: {type(err).__name__}: {err}"
+            ) from err
     return WanPipeline(**parts), card
 
 
@@ -364,4 +373,3 @@ def save_model(pipe: WanPipeline, card: ModelCard, folder: str | Path) -> Path:
     pipe.save_pretrained(folder)
     (folder / CARD_FILE).write_text(card.to_json())
     return folder
-

@@ -102,7 +102,9 @@ def make_request(
     """Fill in the model's defaults and validate; raises ValueError with a message meant for users."""
     card = model.card
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("the prompt is empty; describe the video, e.g. 'a red circle moving left on a black background'")
+        raise ValueError(
+            "the prompt is empty; describe the video, e.g. 'a red circle moving left on a black background'"
+        )
     words = len(prompt.split())
     if words > MAX_PROMPT_WORDS:
         raise ValueError(f"the prompt has {words} words; keep it under {MAX_PROMPT_WORDS}")

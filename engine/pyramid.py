@@ -165,7 +165,11 @@ def stage_geometry(
             Stage(
                 index=k,
                 latent_shape=(latent_channels, t, h, w),
-                pixel_shape=((t - 1) * VAE_TEMPORAL_STRIDE + 1, h * VAE_SPATIAL_STRIDE, w * VAE_SPATIAL_STRIDE),
+                pixel_shape=(
+                    (t - 1) * VAE_TEMPORAL_STRIDE + 1,
+                    h * VAE_SPATIAL_STRIDE,
+                    w * VAE_SPATIAL_STRIDE,
+                ),
                 tokens=t * (h // PATCH_SPATIAL) * (w // PATCH_SPATIAL),
                 temporal_halved=halved,
                 sigma_start=start,

@@ -70,7 +70,11 @@ def cfg_denoiser(
         b = x.shape[0]
         inp = torch.cat([x, x]) if use_cfg else x
         t = torch.full((inp.shape[0],), 1000.0 * sigma, device=param.device, dtype=torch.float32)
-        ctx = transformer.cache_context(f"stage{stage}") if hasattr(transformer, "cache_context") else nullcontext()
+        ctx = (
+            transformer.cache_context(f"stage{stage}")
+            if hasattr(transformer, "cache_context")
+            else nullcontext()
+        )
         with torch.no_grad(), ctx:
             v = transformer(
                 hidden_states=inp.to(param.device, param.dtype),
@@ -122,7 +126,9 @@ def sample(
     done = 0
     stage_times: list[float] = []
 
-    eps_full = torch.randn((batch_size, *geometry.full.latent_shape), generator=generator, device=generator.device)
+    eps_full = torch.randn(
+        (batch_size, *geometry.full.latent_shape), generator=generator, device=generator.device
+    )
     eps = noise_pyramid(eps_full.float().cpu(), geometry, wavelet)
     x = eps[first].clone()
     x0 = x
@@ -144,18 +150,54 @@ def sample(
             else:
                 x = x0
             done += 1
-            yield _event("step", geometry, k, i + 1, counts[k], done, total, s_next, sigmas, x0, start_time,
-                         model_seconds)
+            yield _event(
+                "step",
+                geometry,
+                k,
+                i + 1,
+                counts[k],
+                done,
+                total,
+                s_next,
+                sigmas,
+                x0,
+                start_time,
+                model_seconds,
+            )
         stage_times.append(time.perf_counter() - stage_start)
         last = k == geometry.num_stages - 1
-        ev = _event("stage_end", geometry, k, counts[k], counts[k], done, total, stage.sigma_end, sigmas,
-                    x if last else x0, start_time, model_seconds)
+        ev = _event(
+            "stage_end",
+            geometry,
+            k,
+            counts[k],
+            counts[k],
+            done,
+            total,
+            stage.sigma_end,
+            sigmas,
+            x if last else x0,
+            start_time,
+            model_seconds,
+        )
         ev.stage_seconds = stage_times[-1]
         yield ev
         if not last:
             x, _ = renoise_jump(x, stage.sigma_end, generator, wavelet, stage.temporal_halved, eps[k + 1])
-    ev = _event("done", geometry, geometry.num_stages - 1, counts[-1], counts[-1], done, total, 0.0, sigmas, x,
-                start_time, model_seconds)
+    ev = _event(
+        "done",
+        geometry,
+        geometry.num_stages - 1,
+        counts[-1],
+        counts[-1],
+        done,
+        total,
+        0.0,
+        sigmas,
+        x,
+        start_time,
+        model_seconds,
+    )
     ev.stage_times = stage_times
     yield ev
 

@@ -41,9 +41,13 @@ def _analysis_matrix_np(wavelet: str, n: int) -> np.ndarray:
     try:
         w = pywt.Wavelet(wavelet)
     except ValueError as err:
-        raise ValueError(f"unknown wavelet {wavelet!r}; choose one of {', '.join(available_wavelets())}") from err
+        raise ValueError(
+            f"unknown wavelet {wavelet!r}; choose one of {', '.join(available_wavelets())}"
+        ) from err
     if not w.orthogonal:
-        raise ValueError(f"wavelet {wavelet!r} is not orthogonal; choose one of {', '.join(available_wavelets())}")
+        raise ValueError(
+            f"wavelet {wavelet!r} is not orthogonal; choose one of {', '.join(available_wavelets())}"
+        )
     eye = np.eye(n)
     low, high = pywt.dwt(eye, w, mode="periodization", axis=0)  # columns are the images of basis vectors
     return np.concatenate([low, high], axis=0)
@@ -98,7 +102,9 @@ def randn_like_shape(shape, generator: torch.Generator | None, like: torch.Tenso
     Drawing on the generator's device keeps a seed's output the same whether the model runs on CPU or GPU.
     """
     device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(shape, generator=generator, device=device, dtype=torch.float32).to(like.device, like.dtype)
+    return torch.randn(shape, generator=generator, device=device, dtype=torch.float32).to(
+        like.device, like.dtype
+    )
 
 
 def block_elements(latent_frames: int, temporal: bool, device=None) -> torch.Tensor:
@@ -108,7 +114,9 @@ def block_elements(latent_frames: int, temporal: bool, device=None) -> torch.Ten
     return n.view(1, 1, -1, 1, 1)
 
 
-def downsample_noise(eps: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True) -> torch.Tensor:
+def downsample_noise(
+    eps: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True
+) -> torch.Tensor:
     """Unit-variance noise one stage down, derived from unit noise eps at the higher resolution.
 
     R↓ of iid unit noise has per-element variance 1/N; rescaling by √N gives the orthonormal low-band

@@ -64,7 +64,9 @@ def read_mp4(path: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def contact_sheet(frames: np.ndarray, columns: int = 0, max_frames: int = 9, min_height: int = 96) -> np.ndarray:
+def contact_sheet(
+    frames: np.ndarray, columns: int = 0, max_frames: int = 9, min_height: int = 96
+) -> np.ndarray:
     """A grid image (H', W', 3) of evenly spaced frames; small frames are enlarged (nearest) for viewing."""
     f = frames.shape[0]
     idx = np.linspace(0, f - 1, min(f, max_frames)).round().astype(int)
