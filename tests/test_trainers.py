@@ -1,0 +1,174 @@
+"""Trainers: smoke runs on tiny configs (seconds each), resumption, the pyramidal targets, and export →
+engine loading of the whole zoo chain (VAE → wan-tiny → pyramidal-wan-tiny)."""
+
+import json
+
+import pytest
+import torch
+
+from engine.models import load_model
+from engine.pipeline import make_request, run
+from engine.pyramid import stage_geometry
+from engine.tiny_vae import TinyWanVAE
+from trainers import base, pyramidalize, vae
+from trainers.pyramidalize import pyramid_sample, split_batch
+from trainers.zoo import TextToVelocity, tokenize
+
+SMALL = ["frames=17", "height=64", "width=64", "log_every=1", "checkpoint_every=1000"]
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    vae.main(
+        [
+            f"out_dir={root}/runs/vae",
+            f"export_dir={root}/zoo/shared/vae",
+            "max_steps=2",
+            "batch_size=2",
+            "crop=32",
+            "eval_clips=2",
+            *SMALL,
+        ]
+    )
+    base.main(
+        [
+            f"out_dir={root}/runs/base",
+            f"zoo_dir={root}/zoo",
+            f"cache={root}/cache.pt",
+            "cache_clips=8",
+            "max_steps=2",
+            "batch_size=4",
+            *SMALL,
+        ]
+    )
+    pyramidalize.main(
+        [
+            f"out_dir={root}/runs/pyr",
+            f"zoo_dir={root}/zoo",
+            f"cache={root}/cache.pt",
+            "cache_clips=8",
+            "max_steps=2",
+            "batch_size=4",
+            *SMALL,
+        ]
+    )
+    return root
+
+
+def test_vae_export_has_latent_statistics_and_round_trips_shapes(zoo):
+    model = TinyWanVAE.from_pretrained(zoo / "zoo/shared/vae")
+    assert len(model.config.latents_std) == 16 and all(s > 0 for s in model.config.latents_std)
+    z = model.encode(torch.zeros(1, 3, 17, 64, 64)).latent_dist.mode()
+    assert z.shape == (1, 16, 5, 8, 8)
+    assert model.decode(z).sample.shape == (1, 3, 17, 64, 64)
+    assert json.loads((zoo / "runs/vae/eval.json").read_text())["step"] == 2
+
+
+def test_logs_and_checkpoints_are_written_and_runs_resume(zoo):
+    log = (zoo / "runs/base/log.csv").read_text().splitlines()
+    assert log[0].startswith("step,minutes,lr,loss") and len(log) == 3
+    assert json.loads((zoo / "runs/base/state/step.json").read_text())["step"] == 2
+    base.main(
+        [
+            f"out_dir={zoo}/runs/base",
+            f"zoo_dir={zoo}/zoo",
+            f"cache={zoo}/cache.pt",
+            "cache_clips=8",
+            "max_steps=3",
+            "batch_size=4",
+            *SMALL,
+        ]
+    )
+    log = (zoo / "runs/base/log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[-1].startswith("3,")  # resumed at step 2, one more step
+
+
+def test_the_exported_zoo_generates_through_the_engine(zoo):
+    for name in ("wan-tiny", "pyramidal-wan-tiny"):
+        model = load_model(str(zoo / "zoo" / name), device="cpu")
+        result = run(
+            model,
+            make_request(
+                model,
+                "a red circle moving left on a black background",
+                schedule="2-2-1",
+                frames=17,
+                height=64,
+                width=64,
+                seed=0,
+            ),
+        )
+        assert result.frames.shape == (17, 64, 64, 3)
+    card = json.loads((zoo / "zoo/pyramidal-wan-tiny/pyramidal_wan.json").read_text())
+    assert card["pyramidal"] is True and card["shared"] == "../shared"
+    assert not (zoo / "zoo/pyramidal-wan-tiny/vae").exists()  # shared, not copied
+    assert model.unknown_words("a red zeppelin") == ["zeppelin"]
+
+
+def test_training_text_embedding_matches_the_pipeline(zoo):
+    model = load_model(str(zoo / "zoo" / "wan-tiny"), device="cpu")
+    captions = ["a red circle moving left on a black background", "a blue square"]
+    net = TextToVelocity(model.transformer, model.pipe.text_encoder)
+    ids, mask = tokenize(model.tokenizer, captions, "cpu")
+    with torch.no_grad():
+        ours = net.embed(ids, mask)
+    theirs, _ = model.encode_prompt(captions, None)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_pyramid_targets_follow_design():
+    g = stage_geometry(17, 64, 64, latent_channels=4)
+    y = [torch.randn(2, 4, *s.latent_shape[1:]) for s in g.stages]
+    for k in range(3):
+        x, sigma, target = pyramid_sample(y, k, g, torch.Generator().manual_seed(k))
+        s_end = g.stages[k].sigma_end
+        s_start = 1.0 if k == 0 else g.stages[k].sigma_start
+        assert torch.all((sigma >= s_end - 1e-6) & (sigma <= s_start + 1e-6))
+        # walking the constant target from σ down to σ_end lands on the stage's end point E
+        end = x - (sigma - s_end).view(-1, 1, 1, 1, 1) * target
+        eps = (end - (1 - s_end) * y[k]) / s_end if s_end > 0 else None
+        if eps is not None:  # E = (1 − σ_end)·Y_k + σ_end·ε with one ε shared with the start point
+            start = end + (s_start - s_end) * target
+            lower = 0 if k == 0 else (1 - s_start) * pyramidalize.upsample(y[k - 1], temporal=True)
+            assert torch.allclose(start, lower + s_start * eps, atol=1e-4)
+        else:
+            assert torch.allclose(end, y[k], atol=1e-5)
+
+
+def test_split_batch():
+    assert split_batch(32, (1, 2, 1)) == [8, 16, 8]
+    assert split_batch(3, (1, 2, 1)) == [1, 1, 1] and split_batch(5, (1, 2, 1)) == [2, 2, 1]
+    with pytest.raises(ValueError):
+        split_batch(2, (1, 2, 1))
+
+
+def test_real_layout_two_step_smoke(tmp_path):
+    """Pyramidalize a random-weight model of the real Wan layout (AutoencoderKLWan, UMT5, diffusers
+    folders) on a folder of mp4 + txt clips, as on GPUs at real size."""
+    from engine.models import build_random_tiny, save_model
+    from engine.video import write_mp4
+    from world import make_batch, to_uint8
+
+    folder = save_model(*build_random_tiny(), tmp_path / "wan-random")
+    clips = tmp_path / "clips"
+    batch = make_batch(0, 2, 17, 128, 128)
+    for i, (video, text) in enumerate(zip(to_uint8(batch.videos), batch.captions)):
+        write_mp4(video, clips / f"clip{i}.mp4")
+        (clips / f"clip{i}.txt").write_text(text)
+    pyramidalize.main(
+        [
+            f"out_dir={tmp_path}/run",
+            f"base_model={folder}",
+            f"data_dir={clips}",
+            "variant=",
+            f"export_dir={tmp_path}/out",
+            "max_steps=2",
+            "batch_size=3",
+            "distill_weight=0.1",
+            "log_every=1",
+        ]
+    )
+    assert (tmp_path / "out/transformer/config.json").is_file()
+    log = (tmp_path / "run/log.csv").read_text().splitlines()
+    assert len(log) == 3 and "stage0" in log[0] and "distill2" in log[0]

@@ -1,0 +1,107 @@
+"""Train wan-tiny: a toy-size Wan transformer and its text encoder, plain flow matching at full resolution.
+
+    python -m trainers.base --max-minutes 90          # CPU; rerun the same command to resume
+    accelerate launch -m trainers.base batch_size=128  # GPUs
+
+Our stand-in for pretrained Wan2.1: rectified flow (x_σ = (1−σ)·x0 + σ·ε, target v = ε − x0,
+t = 1000·σ, σ logit-normal), 10% caption dropout so classifier-free guidance works, EMA weights.
+Needs the VAE (trainers.vae) first: clips are rendered once and encoded into an in-memory latent cache.
+Exports assets/zoo/wan-tiny/ and the shared text encoder + tokenizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from engine.flops import TransformerSize, forward_flops
+from engine.models import ZOO_DIR
+from engine.pyramid import stage_geometry
+from trainers.common import Run, TrainConfig, parse_config
+from trainers.data import cached
+from trainers.zoo import (
+    MAX_TEXT_LEN,
+    TextToVelocity,
+    export_shared,
+    export_variant,
+    load_vae,
+    tiny_card,
+    tiny_text_encoder,
+    tiny_tokenizer,
+    tiny_transformer,
+    tokenize,
+)
+
+
+@dataclasses.dataclass
+class BaseConfig(TrainConfig):
+    out_dir: str = "runs/wan-tiny"
+    variant: str = "wan-tiny"
+    zoo_dir: str = str(ZOO_DIR)  # variants are exported to zoo_dir/<variant>, shared parts to zoo_dir/shared
+    cache: str = "runs/cache/train-17x128x128.pt"
+    cache_clips: int = 12000
+    frames: int = 17
+    height: int = 128
+    width: int = 128
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_steps: int = 6000
+    warmup_steps: int = 200
+    caption_dropout: float = 0.1
+    num_threads: int = 1
+
+
+def logit_normal(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    return torch.sigmoid(torch.randn(n, generator=generator))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(BaseConfig, argv, __doc__.splitlines()[0])
+    zoo = Path(cfg.zoo_dir)
+    vae = load_vae(zoo / "shared")
+    data = cached(
+        vae,
+        cfg.cache,
+        clips=cfg.cache_clips,
+        seed=cfg.seed,
+        frames=cfg.frames,
+        height=cfg.height,
+        width=cfg.width,
+    )
+    data.caption_dropout, data.seed = cfg.caption_dropout, cfg.seed
+    tokenizer = tiny_tokenizer()
+    model = TextToVelocity(tiny_transformer(), tiny_text_encoder(len(tokenizer)))
+    run = Run(cfg, model)
+    tokens = stage_geometry(cfg.frames, cfg.height, cfg.width).full.tokens
+    size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
+    step_tflops = 3 * cfg.batch_size * forward_flops(tokens, size) / 1e12  # forward + backward ≈ 3 forwards
+
+    def loss_fn(step: int):
+        latents, captions = data.sample(step, cfg.batch_size)
+        x0 = latents[-1].to(run.device)
+        eps = torch.randn_like(x0)
+        sigma = logit_normal(x0.shape[0]).to(run.device)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        x = (1 - s) * x0 + s * eps
+        ids, mask = tokenize(tokenizer, captions, run.device)
+        v = run.model(x, sigma, ids, mask)
+        loss = torch.nn.functional.mse_loss(v.float(), (eps - x0).float())
+        return loss, {"train_tflops": step_tflops * (step + 1)}
+
+    run.train(loss_fn)
+    if run.accelerator.is_main_process:
+        with run.ema_weights() as ema:
+            export_shared(tokenizer, ema.text_encoder, zoo / "shared")
+            card = tiny_card(
+                description="wan-tiny: toy Wan2.1 trained here on the procedural world, plain sampling",
+                pyramidal=False,
+                schedule="0-0-50",
+            )
+            print(f"exported {export_variant(cfg.variant, ema.transformer, card, zoo)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Shared training plumbing: config files, the accelerate loop, EMA, resumable checkpoints, CSV logs.
+
+Every trainer is a script that reads top to bottom (nanoGPT style): it builds its data and model, defines
+`loss(step) -> (loss tensor, {metric: value})` and calls `train(...)`. This module does the rest:
+
+- one process on this CPU, `accelerate launch` on several GPUs unchanged (Accelerator handles devices,
+  DDP and mixed precision);
+- a dataclass config per run, overridable by a YAML file and `key=value` arguments;
+- EMA weights (diffusers' EMAModel) saved next to the raw weights;
+- `out_dir/state/` is an accelerate checkpoint (model, optimizer, EMA, RNG, step): rerunning the same
+  command resumes where it stopped; `--max-minutes` ends a run cleanly so it fits a session;
+- `out_dir/log.csv`: one row per `log_every` steps (step, seconds, lr, loss and the trainer's metrics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm import tqdm
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Knobs every trainer has; trainers subclass it with their own."""
+
+    out_dir: str = "runs/unnamed"
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    max_steps: int = 1000
+    max_minutes: float = 0.0  # 0: no time limit
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    log_every: int = 25
+    checkpoint_every: int = 250
+    num_threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    mixed_precision: str = "no"  # "bf16" on GPUs
+
+
+def parse_config(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
+    """`script.py [--config FILE.yaml] [--max-minutes M] [key=value ...]` → an instance of cls."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", default=None, help="YAML file of overrides (see trainers/configs/)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this many minutes")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. batch_size=32")
+    args = p.parse_args(argv)
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(yaml.safe_load(Path(args.config).read_text()) or {})
+    for item in args.overrides:
+        if "=" not in item:
+            p.error(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        values[key] = yaml.safe_load(raw)
+    if args.max_minutes is not None:
+        values["max_minutes"] = args.max_minutes
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        p.error(f"unknown config keys {unknown}; known: {sorted(fields)}")
+    return cls(**values)
+
+
+def set_threads(n: int) -> None:
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+class Run:
+    """One training run: accelerator, optimizer, EMA, logs and checkpoints around a model."""
+
+    def __init__(
+        self, cfg: TrainConfig, model: torch.nn.Module, params: list[torch.nn.Parameter] | None = None
+    ):
+        set_threads(cfg.num_threads)
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+        torch.manual_seed(cfg.seed)
+        params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+        self.params = params
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.ema = EMAModel(params, decay=cfg.ema_decay)
+        self.ema.to(self.accelerator.device)
+        self.accelerator.register_for_checkpointing(self.ema)
+        self.step = 0
+        self.state_dir = self.out / "state"
+        if (self.state_dir / "step.json").is_file():
+            self.accelerator.load_state(str(self.state_dir))
+            self.step = json.loads((self.state_dir / "step.json").read_text())["step"]
+            self.accelerator.print(f"resumed {self.out} at step {self.step}")
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to 10% over max_steps."""
+        cfg = self.cfg
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(self.state_dir))
+        if self.accelerator.is_main_process:
+            (self.state_dir / "step.json").write_text(json.dumps({"step": self.step}))
+
+    def train(self, loss_fn: Callable[[int], tuple[torch.Tensor, dict[str, float]]]) -> None:
+        """Run until max_steps or max_minutes; loss_fn(step) returns (loss, metrics)."""
+        cfg = self.cfg
+        start = time.time()
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists()
+        log_file = open(log_path, "a", newline="")  # noqa: SIM115 - closed in finally
+        writer = None
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc=self.out.name,
+            mininterval=5,
+            disable=not self.accelerator.is_main_process or os.environ.get("TQDM_DISABLE") == "1",
+        )
+        running: dict[str, float] = {}
+        count = 0
+        try:
+            self.model.train()
+            while self.step < cfg.max_steps:
+                if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
+                    self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
+                    break
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at(self.step)
+                loss, metrics = loss_fn(self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.accelerator.backward(loss)
+                if cfg.grad_clip:
+                    self.accelerator.clip_grad_norm_(self.params, cfg.grad_clip)
+                self.optimizer.step()
+                self.ema.step(self.params)
+                self.step += 1
+                bar.update(1)
+                metrics = {"loss": float(loss.detach()), **metrics}
+                for k, v in metrics.items():
+                    running[k] = running.get(k, 0.0) + float(v)
+                count += 1
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    row = {
+                        "step": self.step,
+                        "minutes": round((time.time() - start) / 60, 3),
+                        "lr": self.lr_at(self.step - 1),
+                        **{k: v / count for k, v in running.items()},
+                    }
+                    if writer is None:
+                        writer = csv.DictWriter(log_file, fieldnames=list(row))
+                        if new_log:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    log_file.flush()
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    running, count = {}, 0
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+            log_file.close()
+        self.save()
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Inside the block the model holds its EMA weights (for export or evaluation)."""
+        self.ema.store(self.params)
+        self.ema.copy_to(self.params)
+        try:
+            yield unwrap(self)
+        finally:
+            self.ema.restore(self.params)
+
+
+def unwrap(run: Run) -> torch.nn.Module:
+    return run.accelerator.unwrap_model(run.model)

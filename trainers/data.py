@@ -1,0 +1,180 @@
+"""Training data for the transformer trainers: clean latents at every pyramid stage, plus captions.
+
+Two sources with one interface (`sample(step) -> (latents per stage low → high, captions)`):
+- `LatentCache`: procedural clips rendered once, encoded by the zoo's VAE and kept in memory (rendering
+  and encoding every step would cost as much as the transformer step on this CPU). Captions are drawn
+  afresh from the stored attributes each time, so the text varies over synonyms and templates.
+- `FolderClips`: real-size training from a folder of `name.mp4` + `name.txt`, encoded on the fly.
+
+Stage latents use the *pixel* definition by default (DESIGN §5: downsample the RGB video — R↓ on pixels,
+first frame alone in time — then encode); `definition="latent"` applies R↓ to the full latent instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.pyramid import stage_geometry
+from engine.transitions import downsample
+from world import ClipAttributes, caption, make_batch
+
+DEFINITIONS = ("pixel", "latent")
+
+
+def normalise(vae, latents: torch.Tensor) -> torch.Tensor:
+    cfg = vae.config
+    mean = torch.tensor(cfg.latents_mean, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(cfg.latents_std, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
+    return (latents - mean) / std
+
+
+@torch.no_grad()
+def stage_latents(vae, video: torch.Tensor, num_stages: int, definition: str = "pixel") -> list[torch.Tensor]:
+    """Clean normalised latents of video (B, 3, F, H, W) in [−1, 1] at every stage, low → high."""
+    if definition not in DEFINITIONS:
+        raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+    geometry = stage_geometry(video.shape[2], video.shape[3], video.shape[4], num_stages)
+    encode = lambda v: normalise(vae, vae.encode(v.to(vae.device, vae.dtype)).latent_dist.mode().float())  # noqa: E731
+    full = encode(video)
+    out = [full]
+    videos = [video]
+    for stage in reversed(geometry.stages[:-1]):
+        if definition == "pixel":
+            videos.insert(0, downsample(videos[0], temporal=stage.temporal_halved))
+            out.insert(0, encode(videos[0]))
+        else:
+            out.insert(0, downsample(out[0], temporal=stage.temporal_halved))
+    return out
+
+
+@dataclass
+class LatentCache:
+    """Procedural clips as latents at every stage (float16, CPU) with their attributes."""
+
+    latents: list[torch.Tensor]  # per stage, low → high: (N, C, T_k, H_k, W_k)
+    attributes: list[ClipAttributes]
+    definition: str
+    caption_dropout: float = 0.1
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.attributes)
+
+    def sample(self, step: int, batch_size: int) -> tuple[list[torch.Tensor], list[str]]:
+        """A batch determined by (seed, step): stage latents (float32) and freshly drawn captions."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
+        idx = rng.integers(0, len(self), batch_size)
+        captions = [
+            "" if rng.random() < self.caption_dropout else caption(self.attributes[i], rng) for i in idx
+        ]
+        index = torch.as_tensor(idx)
+        return [lat[index].float() for lat in self.latents], captions
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "latents": self.latents,
+                "attributes": [a.to_dict() for a in self.attributes],
+                "definition": self.definition,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, caption_dropout: float = 0.1, seed: int = 0) -> LatentCache:
+        data = torch.load(path, weights_only=False)
+        attrs = [ClipAttributes.from_dict(d) for d in data["attributes"]]
+        return cls(data["latents"], attrs, data["definition"], caption_dropout, seed)
+
+
+def build_cache(
+    vae,
+    clips: int,
+    seed: int,
+    frames: int = 17,
+    height: int = 128,
+    width: int = 128,
+    num_stages: int = 3,
+    definition: str = "pixel",
+    chunk: int = 32,
+    log_every: int = 20,
+) -> LatentCache:
+    """Render `clips` training-split clips and encode them at every stage (takes minutes on a CPU)."""
+    per_stage: list[list[torch.Tensor]] = [[] for _ in range(num_stages)]
+    attributes: list[ClipAttributes] = []
+    chunks = math.ceil(clips / chunk)
+    for c in range(chunks):
+        n = min(chunk, clips - c * chunk)
+        batch = make_batch(seed * 7_919 + c, n, frames, height, width, split="train")
+        for k, lat in enumerate(stage_latents(vae, batch.videos, num_stages, definition)):
+            per_stage[k].append(lat.to(torch.float16).cpu())
+        attributes.extend(batch.attributes)
+        if log_every and (c + 1) % log_every == 0:
+            print(f"cache: {len(attributes)}/{clips} clips", flush=True)
+    return LatentCache([torch.cat(p) for p in per_stage], attributes, definition, seed=seed)
+
+
+def cached(vae, path: str | Path, **kwargs) -> LatentCache:
+    """Load the cache at path, or build and save it (keyword arguments as for build_cache)."""
+    path = Path(path)
+    if path.is_file():
+        cache = LatentCache.load(path, seed=kwargs.get("seed", 0))
+        if len(cache) >= kwargs.get("clips", 0) and cache.definition == kwargs.get("definition", "pixel"):
+            return cache
+    cache = build_cache(vae, **kwargs)
+    cache.save(path)
+    return cache
+
+
+class FolderClips:
+    """Real-size data: `name.mp4` + `name.txt` pairs in a folder, decoded and encoded on the fly."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        vae,
+        frames: int,
+        height: int,
+        width: int,
+        num_stages: int = 3,
+        definition: str = "pixel",
+        caption_dropout: float = 0.1,
+        seed: int = 0,
+    ):
+        self.items = sorted(p for p in Path(folder).glob("*.mp4") if p.with_suffix(".txt").is_file())
+        if not self.items:
+            raise ValueError(f"no name.mp4 + name.txt pairs in {folder}")
+        self.vae, self.frames, self.height, self.width = vae, frames, height, width
+        self.num_stages, self.definition = num_stages, definition
+        self.caption_dropout, self.seed = caption_dropout, seed
+        stage_geometry(frames, height, width, num_stages)  # validates the size up front
+
+    def _video(self, path: Path) -> torch.Tensor:
+        from PIL import Image
+
+        from engine.video import read_mp4
+
+        frames = read_mp4(path)
+        if len(frames) < self.frames:
+            raise ValueError(f"{path} has {len(frames)} frames, need {self.frames}")
+        frames = frames[: self.frames]
+        resized = np.stack([np.asarray(Image.fromarray(f).resize((self.width, self.height))) for f in frames])
+        return torch.from_numpy(resized).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+    def sample(self, step: int, batch_size: int) -> tuple[list[torch.Tensor], list[str]]:
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
+        picks = [self.items[i] for i in rng.integers(0, len(self.items), batch_size)]
+        video = torch.stack([self._video(p) for p in picks])
+        captions = [
+            "" if rng.random() < self.caption_dropout else p.with_suffix(".txt").read_text().strip()
+            for p in picks
+        ]
+        return [
+            lat.float().cpu() for lat in stage_latents(self.vae, video, self.num_stages, self.definition)
+        ], captions

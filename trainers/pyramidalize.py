@@ -1,0 +1,184 @@
+"""Finetune a plain Wan transformer into a 3-stage spatio-temporal pyramid (DESIGN §6).
+
+    python -m trainers.pyramidalize --max-minutes 20                          # wan-tiny → pyramidal-wan-tiny
+    python -m trainers.pyramidalize definition=latent variant=pyramidal-wan-tiny-latent
+    accelerate launch -m trainers.pyramidalize --config trainers/configs/wan2.1-1.3b.yaml   # real size
+
+For a sample at stage k with clean endpoint Y_k, the upsampled lower clean R↑(Y_{k−1}) and one noise
+draw ε shared by both ends:
+    E = (1−σ_end)·Y_k + σ_end·ε          B = (1−σ_start)·R↑(Y_{k−1}) + σ_start·ε   (B = ε at stage 0)
+    x = (1−ρ)·E + ρ·B,  σ = (1−ρ)·σ_end + ρ·σ_start,  target (B − E)/(σ_start − σ_end)
+σ_start of stage k ≥ 1 is the jump level of stage k−1's end — exactly where the sampler's renoising jump
+lands, so training and inference see the same start points. Every step trains all stages, splitting the
+batch by `stage_ratio`. The optional distillation term regresses onto the frozen original model's
+velocity at the same input.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine.flops import TransformerSize, forward_flops
+from engine.models import ZOO_DIR, load_model
+from engine.pyramid import stage_geometry
+from engine.transitions import upsample
+from trainers.common import Run, TrainConfig, parse_config
+from trainers.data import FolderClips, cached
+from trainers.zoo import export_variant, tiny_card, tokenize, velocity
+
+
+@dataclasses.dataclass
+class PyramidalizeConfig(TrainConfig):
+    out_dir: str = "runs/pyramidal-wan-tiny"
+    base_model: str = "wan-tiny"  # zoo name or a diffusers folder (e.g. Wan2.1-T2V-1.3B-Diffusers)
+    variant: str = "pyramidal-wan-tiny"  # zoo variant to export ("" to skip the export)
+    zoo_dir: str = str(ZOO_DIR)
+    export_dir: str = ""  # real size: where to save the finetuned transformer instead
+    definition: str = "pixel"  # low-resolution clean signal: "pixel" (default) or "latent"
+    data_dir: str = ""  # real size: folder of name.mp4 + name.txt; empty: the procedural latent cache
+    cache: str = "runs/cache/train-17x128x128.pt"
+    cache_clips: int = 12000
+    frames: int = 17
+    height: int = 128
+    width: int = 128
+    num_stages: int = 3
+    stage_ratio: tuple[int, ...] = (1, 2, 1)
+    distill_weight: float = 0.1
+    batch_size: int = 32
+    lr: float = 3e-4
+    max_steps: int = 1200
+    warmup_steps: int = 50
+    num_threads: int = 1
+
+
+def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
+    """Sub-batch sizes per stage proportional to ratio, each ≥ 1, summing to batch_size."""
+    if batch_size < len(ratio):
+        raise ValueError(f"batch_size must be at least the number of stages ({len(ratio)})")
+    total, rest = sum(ratio), batch_size - len(ratio)
+    shares = [rest * r / total for r in ratio]
+    sizes = [1 + int(s) for s in shares]
+    by_remainder = sorted(range(len(ratio)), key=lambda i: int(shares[i]) - shares[i])
+    for i in by_remainder[: batch_size - sum(sizes)]:
+        sizes[i] += 1
+    return sizes
+
+
+def pyramid_sample(
+    y: list[torch.Tensor], k: int, geometry, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x, σ, velocity target) for stage k from clean latents y (per stage, low → high), DESIGN §6."""
+    stage = geometry.stages[k]
+    y_k = y[k]
+    b = y_k.shape[0]
+    eps = torch.randn(y_k.shape, generator=generator).to(y_k)
+    s_end = stage.sigma_end
+    s_start = 1.0 if k == 0 else stage.sigma_start
+    end = (1 - s_end) * y_k + s_end * eps
+    if k == 0:
+        start = eps
+    else:
+        start = (1 - s_start) * upsample(
+            y[k - 1], temporal=geometry.stages[k - 1].temporal_halved
+        ) + s_start * eps
+    rho = torch.rand(b, generator=generator).to(y_k).view(-1, 1, 1, 1, 1)
+    x = (1 - rho) * end + rho * start
+    sigma = ((1 - rho) * s_end + rho * s_start).view(-1)
+    target = (start - end) / (s_start - s_end)
+    return x, sigma, target
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(PyramidalizeConfig, argv, __doc__.splitlines()[0])
+    base_path = Path(cfg.zoo_dir) / cfg.base_model
+    base = load_model(str(base_path) if base_path.is_dir() else cfg.base_model, device="cpu", dtype="float32")
+    geometry = stage_geometry(
+        cfg.frames, cfg.height, cfg.width, cfg.num_stages, base.latent_channels, base.card.boundaries
+    )
+    if cfg.data_dir:
+        data = FolderClips(
+            cfg.data_dir,
+            base.vae,
+            cfg.frames,
+            cfg.height,
+            cfg.width,
+            cfg.num_stages,
+            cfg.definition,
+            seed=cfg.seed,
+        )
+    else:
+        data = cached(
+            base.vae,
+            cfg.cache if cfg.definition == "pixel" else cfg.cache.replace(".pt", "-latent.pt"),
+            clips=cfg.cache_clips,
+            seed=cfg.seed,
+            frames=cfg.frames,
+            height=cfg.height,
+            width=cfg.width,
+            num_stages=cfg.num_stages,
+            definition=cfg.definition,
+        )
+        data.seed = cfg.seed
+    tokenizer, text_encoder = base.tokenizer, base.pipe.text_encoder.requires_grad_(False)
+    teacher = base.transformer.requires_grad_(False).eval()
+    student = copy.deepcopy(teacher).requires_grad_(True).train()
+    run = Run(cfg, student)
+    teacher.to(run.device)
+    text_encoder.to(run.device)
+    sizes = split_batch(cfg.batch_size, tuple(cfg.stage_ratio))
+    size = TransformerSize.from_config(dict(teacher.config), text_len=base.card.max_sequence_length)
+    step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / 1e12
+    step_tflops *= 3 + (1 if cfg.distill_weight else 0)  # forward + backward, plus the teacher's forward
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def loss_fn(step: int):
+        latents, captions = data.sample(step, cfg.batch_size)
+        ids, mask = tokenize(tokenizer, captions, run.device)
+        with torch.no_grad():
+            hidden = text_encoder(ids, mask).last_hidden_state
+            text = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        losses, metrics, start = [], {}, 0
+        for k, n in enumerate(sizes):
+            rows = slice(start, start + n)
+            start += n
+            y = [lat[rows].to(run.device) for lat in latents[: k + 1]]
+            x, sigma, target = pyramid_sample(y, k, geometry, gen)
+            v = velocity(run.model, x, sigma.to(run.device), text[rows])
+            loss_k = F.mse_loss(v.float(), target.float())
+            metrics[f"stage{k}"] = float(loss_k.detach())
+            if cfg.distill_weight:
+                with torch.no_grad():
+                    v_teacher = velocity(teacher, x, sigma.to(run.device), text[rows])
+                dist = F.mse_loss(v.float(), v_teacher.float())
+                metrics[f"distill{k}"] = float(dist.detach())
+                loss_k = loss_k + cfg.distill_weight * dist
+            losses.append(n * loss_k)
+        metrics["train_tflops"] = step_tflops * (step + 1)
+        return sum(losses) / cfg.batch_size, metrics
+
+    run.train(loss_fn)
+    if not run.accelerator.is_main_process:
+        return
+    with run.ema_weights() as ema:
+        if cfg.export_dir:
+            Path(cfg.export_dir).mkdir(parents=True, exist_ok=True)
+            ema.save_pretrained(Path(cfg.export_dir) / "transformer")
+            print(f"saved {cfg.export_dir}/transformer")
+        if cfg.variant:
+            card = tiny_card(
+                description=f"{cfg.variant}: {cfg.base_model} finetuned into a 3-stage pyramid "
+                f"({cfg.definition} low-resolution targets)",
+                pyramidal=True,
+                schedule="20-20-10",
+                boundaries=geometry.boundaries,
+            )
+            print(f"exported {export_variant(cfg.variant, ema, card, Path(cfg.zoo_dir))}")
+
+
+if __name__ == "__main__":
+    main()
