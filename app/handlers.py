@@ -1,0 +1,397 @@
+"""Thin handlers behind the page: turn widget values into engine calls and engine results into widget
+updates. Queueing (per-model slots), cancellation and user-facing errors are handled here; the work is in
+app/runs.py (one generation) and app/learn.py (teaching views), which call the engine.
+
+Those two modules import torch and diffusers, so they are imported inside the handlers: the page comes up
+first and the warm-up thread (`Handlers.warm_up`) imports them right after.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from app.config import AppConfig
+from app.outputs import OutputStore
+from app.prompts import surprise_prompt
+from app.registry import ModelRegistry
+from app.serving import CancelRegistry, RunCancelled, user_errors
+
+if TYPE_CHECKING:
+    from app.runs import RunView
+
+log = logging.getLogger("pyramidalwan.app")
+MAX_RUNS = 4  # compare slots
+SCHEDULE_PRESETS = ["0-0-50", "20-20-10", "10-10-5", "4-4-2", "2-2-1", "1-1-1", "0-0-4"]
+QUICK_COMPARES = {"20-20-10 vs 0-0-50": ("20-20-10", "0-0-50"), "2-2-1 vs 0-0-1": ("2-2-1", "0-0-1")}
+
+
+def frame_choices(num_stages: int = 3, count: int = 10) -> list[int]:
+    """Valid frame counts for the pyramid: (frames − 1) divisible by 4·2^(S−1) (17, 33, … for 3 stages)."""
+    from engine.pyramid import frame_multiple
+
+    return [1 + frame_multiple(num_stages) * k for k in range(1, count + 1)]
+
+
+def size_choices(num_stages: int = 3, largest: int = 1280) -> list[int]:
+    """Valid heights/widths: multiples of 16·2^(S−1) (64 for 3 stages) up to `largest`."""
+    from engine.pyramid import spatial_multiple
+
+    m = spatial_multiple(num_stages)
+    return list(range(m, largest + 1, m))
+
+
+def _optional_int(value, name: str) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _optional_float(value, name: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+class Handlers:
+    """Every event handler of the page, sharing the app's model registry, output store and cancel flags."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.registry = ModelRegistry(config.model_dirs, per_model=config.per_model)
+        self.store = OutputStore(config.outputs_root, config.output_ttl_s)
+        self.cancels = CancelRegistry()
+
+    # --- start-up --------------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Import the engine and load and exercise the default model, so the first click is fast."""
+        try:
+            from app import learn, runs  # noqa: F401  (the slow imports: torch, diffusers)
+
+            key = self.registry.default_key()
+            model = self.registry.load(key)
+            ones = "-".join(["1"] * model.card.num_stages)
+            idle = self.registry.slot(key, cancelled=lambda: False, waiting=lambda: None)
+            with idle, tempfile.TemporaryDirectory() as tmp:  # first torch calls are slow; make them here
+                for _ in runs.run_generation(key, tmp, "a red circle", seed=0, schedule=ones):
+                    pass
+            log.info("warm-up done: %s", key)
+        except Exception:
+            log.exception("warm-up failed (the first request will load the model instead)")
+
+    def page_load(self):
+        """Model dropdowns (generate + compare slots) and the default model's settings."""
+        with user_errors("page set-up"):
+            choices = self.registry.choices()
+            default = self.registry.default_key()
+            models = [gr.Dropdown(choices=choices, value=default) for _ in range(1 + MAX_RUNS)]
+            return (*models, *self.model_settings(default))
+
+    # --- Generate tab ----------------------------------------------------------------------------------
+
+    def model_settings(self, model: str | None):
+        """The chosen model's defaults: schedule, guidance, frames, height, width, and a line about it."""
+        try:
+            key = self.registry.resolve(model)
+            card = self.registry.card(key)
+        except Exception as err:
+            gr.Warning(str(err), title="Model")
+            return (gr.skip(),) * 5 + (f"**Warning:** {err}",)
+        kind = "pyramidal (finetuned for the pyramid)" if card.pyramidal else "not pyramidal-finetuned"
+        info = (
+            f"**{key}**: {card.description or 'diffusers folder'} · {kind} · default {card.schedule} at "
+            f"{card.frames}×{card.height}×{card.width}, guidance {card.guidance:g}, {card.fps} fps"
+        )
+        return (
+            gr.Dropdown(value=card.schedule),
+            gr.Number(value=card.guidance),
+            gr.Dropdown(choices=frame_choices(card.num_stages), value=card.frames),
+            gr.Dropdown(choices=size_choices(card.num_stages), value=card.height),
+            gr.Dropdown(choices=size_choices(card.num_stages), value=card.width),
+            info,
+        )
+
+    def check_schedule(self, schedule: str | None, model: str | None) -> str:
+        """Inline check of a typed schedule (the Generate button refuses invalid ones with the same text)."""
+        from engine.schedule import parse_schedule
+
+        try:
+            stages = self.registry.card(self.registry.resolve(model)).num_stages
+        except Exception:
+            stages = 3
+        if not schedule:
+            return "empty: the model's default schedule will be used"
+        try:
+            counts = parse_schedule(schedule, stages)
+        except ValueError as err:
+            return f"**Invalid:** {err}"
+        if all(c == 0 for c in counts[:-1]):
+            return f"OK: plain sampler: {counts[-1]} steps at full resolution"
+        return f"OK: {' + '.join(map(str, counts))} steps, low → high resolution"
+
+    def surprise(self) -> str:
+        return surprise_prompt()
+
+    def generate(
+        self,
+        prompt: str,
+        negative_prompt: str | None = None,
+        seed: float | None = None,
+        randomize_seed: bool = True,
+        model: str | None = None,
+        schedule: str | None = None,
+        guidance: float | None = None,
+        frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        wavelet: str | None = None,
+        request: gr.Request = None,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        """Text → video, streamed: one update per stage (its preview decoded at the stage's resolution),
+        then one with the final H.264 mp4. Empty model/schedule/guidance/frames/height/width mean the
+        model's defaults; `randomize_seed` draws a new seed (returned in the 4th output).
+
+        Returns (stage previews [(png, caption)], mp4 path or None, Markdown readout, seed used,
+        details JSON).
+        """
+        with user_errors("generation"):
+            key = self.registry.resolve(model)
+            params = self._params(
+                prompt,
+                negative_prompt,
+                seed,
+                randomize_seed,
+                schedule,
+                guidance,
+                frames,
+                height,
+                width,
+                wavelet,
+            )
+            for view in self._stream(key, params, request, progress):
+                yield view.gallery(), view.video, view.readout(), view.request.seed, view.details()
+
+    def stop(self, request: gr.Request) -> None:
+        n = self.cancels.cancel(request.session_hash if request else None)
+        gr.Info("Stopping the run…" if n else "Nothing was running.", title="Stop")
+
+    def _params(
+        self,
+        prompt,
+        negative_prompt,
+        seed,
+        randomize_seed,
+        schedule,
+        guidance,
+        frames,
+        height,
+        width,
+        wavelet,
+    ) -> dict:
+        from engine.pipeline import random_seed
+
+        if prompt is None or not str(prompt).strip():
+            raise ValueError(
+                "the prompt is empty; describe the video, e.g. 'a red circle moving left on a "
+                "black background' (or press “surprise me”)"
+            )
+        return {
+            "prompt": str(prompt),
+            "negative_prompt": negative_prompt or None,  # empty: the model's default negative prompt
+            "seed": random_seed() if randomize_seed else _optional_int(seed, "seed"),
+            "schedule": (schedule or "").strip() or None,
+            "guidance": _optional_float(guidance, "guidance"),
+            "frames": _optional_int(frames, "frames"),
+            "height": _optional_int(height, "height"),
+            "width": _optional_int(width, "width"),
+            "wavelet": wavelet or "haar",
+        }
+
+    def _stream(
+        self,
+        key: str,
+        params: dict,
+        request: gr.Request | None,
+        progress: gr.Progress,
+        label: str = "",
+        step_offset: int = 0,
+        total_steps: int | None = None,
+    ) -> Iterator[RunView]:
+        """Run one generation in the model's slot; report steps to the progress bar, check the Stop flag
+        after every step, and yield each RunView that has something new to show."""
+        from app.runs import Step, run_generation
+
+        out_dir = self.store.new_request_dir("run")
+        progress(0, desc=f"{label}loading {key}")
+
+        def waiting() -> None:
+            progress(0, desc=f"{label}waiting: {key} is busy with another request")
+
+        with (
+            self.cancels.run(request.session_hash if request else None) as cancelled,
+            self.registry.slot(key, cancelled, waiting),
+        ):
+            self.registry.load(key)
+            with closing(run_generation(key, str(out_dir), **params)) as stream:
+                for item in stream:
+                    if cancelled():
+                        raise RunCancelled()
+                    if isinstance(item, Step):
+                        total = total_steps or item.total
+                        progress((step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps")
+                    elif item.phase == "start":
+                        if item.unknown_words:
+                            gr.Warning(
+                                f"{key} does not know these words and ignores them: "
+                                f"{', '.join(item.unknown_words)}",
+                                title="Unknown words",
+                            )
+                    else:
+                        yield item
+
+    # --- Compare tab -----------------------------------------------------------------------------------
+
+    def compare(
+        self,
+        prompt: str,
+        negative_prompt: str | None = None,
+        seed: float | None = None,
+        randomize_seed: bool = True,
+        n_runs: int = 2,
+        schedule_1: str | None = None,
+        model_1: str | None = None,
+        schedule_2: str | None = None,
+        model_2: str | None = None,
+        schedule_3: str | None = None,
+        model_3: str | None = None,
+        schedule_4: str | None = None,
+        model_4: str | None = None,
+        request: gr.Request = None,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        """2–4 runs of one prompt with one seed (so they share their noise), one after the other.
+
+        Each run is a schedule and a model (empty: the model's default schedule / the default model); sizes
+        and guidance are each model's defaults. Returns (summary Markdown, list of one details dict per run,
+        then per slot 1–4: stage previews, mp4 path, Markdown readout); unused slots are empty.
+        """
+        from engine.schedule import parse_schedule
+
+        with user_errors("comparison"):
+            n = _optional_int(n_runs, "number of runs")
+            if n is None or not 2 <= n <= MAX_RUNS:
+                raise ValueError(f"compare needs 2 to {MAX_RUNS} runs, got {n_runs!r}")
+            slots = [
+                (schedule_1, model_1),
+                (schedule_2, model_2),
+                (schedule_3, model_3),
+                (schedule_4, model_4),
+            ]
+            params = self._params(
+                prompt, negative_prompt, seed, randomize_seed, None, None, None, None, None, None
+            )
+            plans, steps = [], []
+            for i, (schedule, model) in enumerate(slots[:n]):  # check every run before starting the first
+                try:
+                    key = self.registry.resolve(model)
+                    card = self.registry.card(key)
+                    text = (schedule or "").strip() or card.schedule
+                    counts = parse_schedule(text, card.num_stages)
+                except ValueError as err:
+                    raise ValueError(f"run {i + 1}: {err}") from None
+                plans.append((key, {**params, "schedule": text}))
+                steps.append(sum(counts))
+
+            outputs: list = [None, None, ""] * MAX_RUNS
+            done: list[RunView] = []
+
+            def page(current: RunView | None = None):
+                views = done + ([current] if current is not None else [])
+                return (compare_summary(views), [v.details() for v in done], *outputs)
+
+            for i, (key, run_params) in enumerate(plans):
+                label = f"run {i + 1}/{n} · "
+                view = None
+                for view in self._stream(
+                    key, run_params, request, progress, label, sum(steps[:i]), sum(steps)
+                ):
+                    outputs[3 * i : 3 * i + 3] = [view.gallery(), view.video, view.brief()]
+                    if view.phase != "final":
+                        yield page(view)
+                done.append(view)
+                yield page()
+
+    def quick_compare(self, name: str):
+        """Set up a one-click comparison: 2 runs with the preset's schedules on the current default model."""
+        first, second = QUICK_COMPARES[name]
+        return 2, first, second
+
+    # --- Learn tab -------------------------------------------------------------------------------------
+
+    def learn_sigma(self, schedule: str, shift: float):
+        from app.learn import sigma_curve
+
+        with user_errors("plot"):
+            data = sigma_curve(schedule, float(shift))
+            return data, data
+
+    def learn_jump(self, sigma_end: float, wavelet: str, seed: float | None):
+        from app.learn import jump_panels
+
+        with user_errors("jump demo"):
+            return jump_panels(float(sigma_end), wavelet or "haar", _optional_int(seed, "seed") or 0)
+
+    def learn_flops(self, spec: str, model: str, frames: float, height: float, width: float) -> str:
+        from app.learn import compute_table
+
+        with user_errors("compute table"):
+            table, _ = compute_table(
+                spec,
+                model,
+                _optional_int(frames, "frames"),
+                _optional_int(height, "height"),
+                _optional_int(width, "width"),
+            )
+            return table
+
+    @staticmethod
+    def wavelets():
+        from engine.transitions import available_wavelets
+
+        names = available_wavelets()
+        return gr.Dropdown(choices=names, value="haar"), gr.Dropdown(choices=names, value="haar")
+
+
+def compare_summary(views: list[RunView]) -> str:
+    """Markdown table of the runs so far: seconds, TFLOPs, share of the plain 50-step cost."""
+    if not views:
+        return ""
+    lines = [
+        "| run | model | schedule | seed | seconds | TFLOPs | % of 0-0-50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    from app.runs import format_tflops
+
+    for i, v in enumerate(views):
+        secs = f"{v.elapsed_s:.2f}" + ("" if v.phase == "final" else " …")
+        lines.append(
+            f"| {i + 1} | {v.model} | {v.request.schedule} | {v.request.seed} | {secs} "
+            f"| {format_tflops(v.total_tflops)} | {100 * v.cost_ratio:.1f}% |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Example prompts in the procedural world's grammar, and "surprise me" (a fresh caption from the world's
+caption sampler when the `world` package is present, else one of the examples)."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+
+EXAMPLES = [
+    "a red circle moving left on a black background",
+    "a blue square rotating slowly on a gray background",
+    "a yellow star bouncing on a sunset gradient background",
+    "a green triangle growing on a navy gradient background",
+    "a white cross moving up quickly on a black background",
+    "a purple circle shrinking and an orange square moving right on a gray background",
+]
+
+
+def surprise_prompt(seed: int | None = None) -> str:
+    """A random caption the world can render (so the embedded models know every word in it)."""
+    rng = np.random.default_rng(seed)
+    try:
+        import world
+
+        return world.caption(world.sample_attributes(rng), rng)
+    except Exception:  # no world package (or an incompatible one): the built-in list still works
+        logging.getLogger("pyramidalwan.app").debug("world caption sampler unavailable", exc_info=True)
+        return random.Random(seed).choice(EXAMPLES)

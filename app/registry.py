@@ -1,0 +1,130 @@
+"""The models the page offers: the engine's zoo and random-tiny plus the operator's folders.
+
+Each entry has a key (what `engine.models.load_model` is given: a zoo name, "random-tiny" or a folder
+path) and a label saying what it is (the model card's description). Loading is lazy and goes through the
+engine's one cache; a per-model semaphore bounds how many requests sample one model at once.
+
+The engine is imported inside the methods: torch + diffusers take several seconds to import on a small
+CPU and the page must be interactive before that (the app's warm-up thread imports them right after).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.serving import RunCancelled
+
+if TYPE_CHECKING:
+    from engine.models import ModelCard, WanModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    key: str  # passed to engine.models.load_model
+    label: str  # shown in the dropdown
+
+
+class ModelRegistry:
+    """Model choices, their cards (read without loading weights), lazy loading, per-model concurrency."""
+
+    def __init__(self, model_dirs: list[str] | None = None, per_model: int = 1) -> None:
+        self.model_dirs = [str(Path(d)) for d in (model_dirs or [])]
+        self.per_model = per_model
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # --- what is offered -------------------------------------------------------------------------------
+
+    def entries(self) -> list[ModelEntry]:
+        from engine.models import available_models
+
+        out = []
+        for key in [*available_models(), *self.model_dirs]:
+            try:
+                description = self.card(key).description or "model folder in diffusers layout"
+            except Exception as err:  # a missing or broken folder stays listed, so choosing it says why
+                description = (
+                    "folder not found" if not Path(key).exists() else f"unusable: {_first_line(err)}"
+                )
+            name = Path(key).name if key in self.model_dirs else key
+            where = f" ({key})" if key in self.model_dirs else ""
+            out.append(ModelEntry(key, f"{name} — {description}{where}"))
+        return out
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a gr.Dropdown."""
+        return [(e.label, e.key) for e in self.entries()]
+
+    def default_key(self) -> str:
+        from engine.models import default_model_name
+
+        return default_model_name()
+
+    def resolve(self, key: str | None) -> str:
+        """The key to load: None or "" means the default model; unknown keys get a message listing choices."""
+        if key is None or not str(key).strip():
+            return self.default_key()
+        key = str(key).strip()
+        keys = [e.key for e in self.entries()]
+        if key not in keys:
+            raise ValueError(f"unknown model {key!r}; choose one of: {', '.join(keys)}")
+        return key
+
+    def card(self, key: str) -> ModelCard:
+        """The model's card (defaults such as size and schedule) without loading any weights."""
+        from engine.models import CARD_FILE, RANDOM_TINY, ModelCard, ModelLoadError, random_tiny_card, resolve
+
+        if key == RANDOM_TINY:
+            return random_tiny_card()
+        folder = Path(resolve(key))
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"no model folder at {str(folder)!r}: the operator configured it (--model-dir or "
+                f"$PYRAMIDALWAN_MODEL_DIRS) but it does not exist on this machine; choose another model"
+            )
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            return ModelCard(description=f"{folder.name} (diffusers folder, Wan2.1 defaults)")
+        try:
+            return ModelCard.from_dict(json.loads(card_path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+
+    # --- using a model ---------------------------------------------------------------------------------
+
+    def load(self, key: str) -> WanModel:
+        """Load once (engine cache); raises engine.models.ModelLoadError with a readable message."""
+        from engine.models import load_model
+
+        self.card(key)  # a missing folder fails here with the app's message, before any slow import
+        with self._lock:
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:  # two first requests for one model must not build it twice
+            return load_model(key)
+
+    @contextmanager
+    def slot(self, key: str, cancelled: Callable[[], bool], waiting: Callable[[], None]) -> Iterator[None]:
+        """Hold one of the model's `per_model` sampling slots; `waiting()` is called while queued behind
+        other requests on the same model, and RunCancelled is raised if the user gives up meanwhile."""
+        with self._lock:
+            sem = self._semaphores.setdefault(key, threading.BoundedSemaphore(self.per_model))
+        while not sem.acquire(timeout=0.2):
+            if cancelled():
+                raise RunCancelled()
+            waiting()
+        try:
+            yield
+        finally:
+            sem.release()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:120]
