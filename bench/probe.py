@@ -39,20 +39,24 @@ class ProbeConfig:
     frames: int = 17
     size: int = 64
     widths: tuple[int, ...] = (16, 32, 64, 96)
+    frame_widths: tuple[int, ...] = (16, 32, 48, 64)
+    shape_frames: int = 3
     feature_dim: int = 64
     heads: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in HEADS.items()})
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["frame_widths"] = list(self.frame_widths)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ProbeConfig:
-        keys = {"frames", "size", "widths", "feature_dim", "heads"}
+        keys = {"frames", "size", "widths", "frame_widths", "shape_frames", "feature_dim", "heads"}
         kw = {k: v for k, v in d.items() if k in keys}
-        if "widths" in kw:
-            kw["widths"] = tuple(kw["widths"])
+        for key in ("widths", "frame_widths"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
         return cls(**kw)
 
 
@@ -83,9 +87,14 @@ def resample(videos: torch.Tensor, frames: int, size: int) -> torch.Tensor:
 class AttributeProbe(nn.Module):
     """videos (B, 3, F, H, W) in [-1, 1] -> {"features": (B, feature_dim), head: logits (B, n_classes)}.
 
-    Input channels are the frames plus their temporal differences (motion is cheap to see that way).
-    Four strided 3x3x3 conv blocks, then per-time-step spatial mean and max pooling, flattened over
-    time (so the order of events, e.g. growing vs shrinking, survives), then a linear layer to the features.
+    Two streams feed one feature vector:
+    - motion stream: the frames plus their temporal differences (motion is cheap to see that way) through
+      four strided 3x3x3 conv blocks, then per-time-step spatial mean and max pooling, flattened over time
+      (so the order of events, e.g. growing vs shrinking, survives);
+    - frame stream: a 2D CNN on `shape_frames` evenly spaced single frames at full probe resolution (the
+      first conv keeps the resolution), spatially mean/max pooled, then mean/max pooled over those frames.
+      Shape is a per-frame property that the strided 3D stream learns only slowly (measured: 35% shape
+      accuracy after 10 minutes of training with the motion stream alone).
     """
 
     def __init__(self, config: ProbeConfig | None = None) -> None:
@@ -102,7 +111,18 @@ class AttributeProbe(nn.Module):
         t_out = cfg.frames
         for _ in range(len(cfg.widths) - 1):
             t_out = (t_out - 1) // 2 + 1
-        self.to_features = nn.Sequential(nn.Linear(2 * c_in * t_out, cfg.feature_dim), nn.SiLU())
+        frame_layers: list[nn.Module] = []
+        f_in = 3
+        for i, f_out in enumerate(cfg.frame_widths):
+            frame_layers += [
+                nn.Conv2d(f_in, f_out, 3, stride=1 if i == 0 else 2, padding=1),
+                nn.GroupNorm(4, f_out),
+                nn.SiLU(),
+            ]
+            f_in = f_out
+        self.frame_encoder = nn.Sequential(*frame_layers)
+        pooled_dim = 2 * c_in * t_out + 4 * f_in
+        self.to_features = nn.Sequential(nn.Linear(pooled_dim, cfg.feature_dim), nn.SiLU())
         self.heads = nn.ModuleDict({k: nn.Linear(cfg.feature_dim, len(v)) for k, v in cfg.heads.items()})
 
     def preprocess(self, videos: torch.Tensor) -> torch.Tensor:
@@ -113,7 +133,13 @@ class AttributeProbe(nn.Module):
         diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
         h = self.encoder(torch.cat([x, diff], dim=1))  # (B, C, T', H', W')
         pooled = torch.cat([h.mean(dim=(3, 4)), h.amax(dim=(3, 4))], dim=1).flatten(1)
-        feats = self.to_features(pooled)
+        b, c, t = x.shape[:3]
+        idx = torch.linspace(0, t - 1, self.config.shape_frames).round().long()
+        frames = x[:, :, idx].transpose(1, 2).reshape(b * len(idx), c, *x.shape[3:])
+        g = self.frame_encoder(frames)
+        g = torch.cat([g.mean(dim=(2, 3)), g.amax(dim=(2, 3))], dim=1).reshape(b, len(idx), -1)
+        per_clip = torch.cat([g.mean(dim=1), g.amax(dim=1)], dim=1)
+        feats = self.to_features(torch.cat([pooled, per_clip], dim=1))
         out = {k: head(feats) for k, head in self.heads.items()}
         out["features"] = feats
         return out
