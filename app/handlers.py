@@ -118,8 +118,8 @@ class Handlers:
             f"{card.frames}×{card.height}×{card.width}, guidance {card.guidance:g}, {card.fps} fps"
         )
         return (
-            gr.Dropdown(value=card.schedule),
-            gr.Number(value=card.guidance),
+            gr.update(value=card.schedule),
+            gr.update(value=card.guidance),
             gr.Dropdown(choices=frame_choices(card.num_stages), value=card.frames),
             gr.Dropdown(choices=size_choices(card.num_stages), value=card.height),
             gr.Dropdown(choices=size_choices(card.num_stages), value=card.width),

@@ -64,15 +64,18 @@ def user_errors(what: str = "generation") -> Iterator[None]:
         raise
     except RunCancelled:
         raise gr.Error(
-            f"The {what} was cancelled; nothing more will be produced for it.", title="Cancelled"
+            f"The {what} was cancelled; nothing more will be produced for it.",
+            title="Cancelled",
+            print_exception=False,
         ) from None
     except (ValueError, ModelLoadError) as err:
-        raise gr.Error(_capitalise(str(err)), title="Cannot run this") from None
+        raise gr.Error(_capitalise(str(err)), title="Cannot run this", print_exception=False) from None
     except Exception as err:
         log.exception("%s failed", what)
         raise gr.Error(
             f"The {what} failed unexpectedly ({type(err).__name__}: {err}). The server log has the details.",
             title="Internal error",
+            print_exception=False,  # logged above, with the traceback
         ) from None
 
 

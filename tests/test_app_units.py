@@ -1,0 +1,217 @@
+"""The app's pieces without a server: handlers (cancel, checks), model registry, output folders, the
+Learn tab's numbers and plots, stage preview strips, prompts and configuration."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+from app_fixtures import PROMPT
+
+from app.config import AppConfig
+from app.handlers import Handlers, frame_choices, size_choices
+from app.learn import compute_table, jump_panels, parse_schedule_list, sigma_curve
+from app.outputs import OutputStore
+from app.prompts import EXAMPLES, surprise_prompt
+from app.registry import ModelRegistry
+from app.runs import PREVIEW_FRAMES, PREVIEW_HEIGHT, preview_sheet
+from app.serving import CancelRegistry, RunCancelled
+from engine.pyramid import jump_sigma
+
+
+@pytest.fixture
+def handlers(tmp_path):
+    return Handlers(AppConfig(outputs_root=tmp_path / "outputs", warm_up=False))
+
+
+def test_stop_cancels_within_one_step_and_frees_the_model(handlers):
+    steps = []
+    progress = lambda value, desc=None, **_: steps.append(value)  # noqa: E731
+    request = SimpleNamespace(session_hash="user-1")
+    run = handlers.generate(
+        PROMPT, None, 5, False, "random-tiny", "100-100-100", request=request, progress=progress
+    )
+    gallery, video, *_ = next(run)  # the stage-0 preview
+    assert len(gallery) == 1 and video is None
+    done_before = len(steps)
+    assert handlers.cancels.cancel("user-1") == 1
+    with pytest.raises(gr.Error, match="cancelled"):
+        next(run)
+    assert len(steps) - done_before <= 1  # stopped after at most one more denoising step, not a stage
+    # The model's slot is free: another session runs to the end.
+    other = handlers.generate(
+        PROMPT,
+        None,
+        5,
+        False,
+        "random-tiny",
+        "1-1-1",
+        request=SimpleNamespace(session_hash="user-2"),
+        progress=progress,
+    )
+    assert list(other)[-1][4]["phase"] == "final"
+
+
+def test_model_slot_serialises_one_model_and_can_be_abandoned():
+    registry = ModelRegistry(per_model=1)
+    order, waited = [], threading.Event()
+
+    def first() -> None:
+        with registry.slot("m", cancelled=lambda: False, waiting=lambda: None):
+            order.append("first in")
+            time.sleep(0.5)
+            order.append("first out")
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(0.1)
+    with registry.slot("m", cancelled=lambda: False, waiting=waited.set):
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"] and waited.is_set()
+
+    with registry.slot("m", cancelled=lambda: False, waiting=lambda: None):
+        with pytest.raises(RunCancelled):  # a user who gives up while queued is not stuck
+            with registry.slot("m", cancelled=lambda: True, waiting=lambda: None):
+                pass
+    with registry.slot("other", cancelled=lambda: False, waiting=lambda: None):  # other models do not wait
+        with registry.slot("m", cancelled=lambda: False, waiting=lambda: None):
+            pass
+
+
+def test_cancel_registry_only_cancels_that_session():
+    cancels = CancelRegistry()
+    with cancels.run("a") as a_cancelled, cancels.run("b") as b_cancelled:
+        assert cancels.cancel("a") == 1
+        assert a_cancelled() and not b_cancelled()
+    assert cancels.cancel("a") == 0
+
+
+def test_registry_labels_models_and_explains_missing_folders(tmp_path):
+    missing = str(tmp_path / "Wan2.1-T2V-1.3B-Diffusers")
+    registry = ModelRegistry([missing])
+    labels = {key: label for label, key in registry.choices()}
+    assert labels["random-tiny"].startswith("random-tiny — random weights")
+    assert labels[missing].endswith(f"folder not found ({missing})")
+    assert registry.resolve(None) == registry.resolve("") == registry.default_key()
+    with pytest.raises(ValueError, match="unknown model 'x'; choose one of: .*random-tiny"):
+        registry.resolve("x")
+    with pytest.raises(Exception, match="no model folder at"):
+        registry.load(missing)
+
+
+def test_schedule_check_and_model_settings(handlers):
+    assert handlers.check_schedule("20-x-10", "random-tiny").startswith("**Invalid:**")
+    assert "at most 200 steps" in handlers.check_schedule("1000-1000-1000", None)
+    assert handlers.check_schedule("0-0-50", None) == "OK: plain sampler: 50 steps at full resolution"
+    assert handlers.check_schedule("20-20-10", None) == "OK: 20 + 20 + 10 steps, low → high resolution"
+    schedule, guidance, frames, height, width, info = handlers.model_settings("random-tiny")
+    values = (schedule["value"], guidance["value"], frames.value, height.value, width.value)
+    assert values == ("2-2-1", 3.0, 17, 128, 128)
+    assert "random-tiny" in info
+
+
+def test_shape_choices_are_the_valid_pyramid_shapes():
+    assert frame_choices()[:3] == [17, 33, 49] and 81 in frame_choices()
+    assert size_choices()[:3] == [64, 128, 192] and {448, 832} <= set(size_choices())
+    assert frame_choices(2)[:2] == [9, 17] and size_choices(2)[0] == 32
+
+
+def test_output_folders_are_unique_and_old_ones_are_pruned(tmp_path):
+    store = OutputStore(tmp_path, ttl_s=60)
+    a, b = store.new_request_dir(), store.new_request_dir()
+    assert a != b and a.is_dir() and b.is_dir()
+    (a / "video.mp4").write_bytes(b"x")
+    old = time.time() - 120
+    os.utime(a, (old, old))
+    assert store.prune() == [a]
+    assert not a.exists() and b.exists()
+
+
+def test_preview_sheet_keeps_low_stages_blocky_and_shrinks_large_videos():
+    rng = np.random.default_rng(0)
+    low = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    sheet = preview_sheet(low)
+    assert sheet.shape == (PREVIEW_HEIGHT, 5 * PREVIEW_HEIGHT + 4 * 2, 3)
+    assert np.array_equal(sheet[:4, :4], np.broadcast_to(low[0, 0, 0], (4, 4, 3)))  # nearest: 4×4 blocks
+    big = rng.integers(0, 255, (81, 448, 832, 3), dtype=np.uint8)
+    assert preview_sheet(big).shape[0] == PREVIEW_HEIGHT
+    assert preview_sheet(big).shape[1] == PREVIEW_FRAMES * round(832 * PREVIEW_HEIGHT / 448) + 2 * (
+        PREVIEW_FRAMES - 1
+    )
+
+
+def test_compute_table_reproduces_the_paper():
+    table, rows = compute_table()
+    paper = {"0-0-50": 2 * 12592, "20-20-10": 2 * 2821, "0-0-4": 1007, "0-0-2": 504, "2-2-2": 534}
+    got = {r["schedule"]: r["tflops"] for r in rows}
+    for schedule, tflops in paper.items():
+        assert got[schedule] == pytest.approx(tflops, rel=1e-3), schedule
+    assert got["2-2-1"] < got["0-0-2"] and rows[1]["percent_of_plain_cfg"] == pytest.approx(22.4, abs=0.1)
+    assert "| 20-20-10 | yes |" in table and "546 / 4,004 / 30,576" in table
+    with pytest.raises(ValueError, match="nearest valid"):
+        compute_table("20-20-10", frames=81, height=480, width=832)
+    with pytest.raises(ValueError, match="not a whole number"):
+        compute_table("20-x-10")
+
+
+def test_schedule_list_parsing():
+    assert parse_schedule_list("0-0-50 cfg, 20-20-10+cfg; 2-2-1\n0-0-4 (cfg)") == [
+        ("0-0-50", True),
+        ("20-20-10", True),
+        ("2-2-1", False),
+        ("0-0-4", True),
+    ]
+    with pytest.raises(ValueError, match="one or more schedules"):
+        parse_schedule_list(" , ")
+
+
+def test_sigma_curve_walks_each_stage_and_jumps_up():
+    data = sigma_curve("20-20-10")
+    assert len(data) == 21 + 21 + 11 and list(data["stage"].unique()) == ["stage 0", "stage 1", "stage 2"]
+    at_jump = data[data["step"] == 20]["sigma"].tolist()
+    assert at_jump == pytest.approx([2 / 3, jump_sigma(2 / 3, 8)], abs=1e-4)  # 81 frames: N = 8 blocks
+    assert data["sigma"].iloc[0] == 1.0 and data["sigma"].iloc[-1] == 0.0
+    assert data["tokens"].tolist()[0] == 546 and data["tokens"].tolist()[-1] == 30576
+    plain = sigma_curve("0-0-4")
+    assert plain["stage"].unique().tolist() == ["stage 2"] and len(plain) == 5
+
+
+def test_jump_panels_show_the_exact_noise_level():
+    panels, note = jump_panels(1 / 3, "haar", seed=0)
+    assert len(panels) == 6 and all(img.shape == (256, 256, 3) for img, _ in panels)
+    assert "s = 2e/(1+e) = **0.5000**" in note and "α = (1−s)/(1−e) = **0.7500**" in note
+    measured = float(re.search(r"noise around the training signal has std \*\*([\d.]+)\*\*", note).group(1))
+    assert measured == pytest.approx(0.5, rel=0.05)
+    assert jump_panels(0.5, "db2", 1)[1] != note
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        jump_panels(1.0)
+
+
+def test_surprise_prompts_are_in_the_world_grammar():
+    prompts = {surprise_prompt(seed) for seed in range(5)}
+    assert len(prompts) > 1 and all(isinstance(p, str) and len(p.split()) >= 4 for p in prompts)
+    try:
+        import world
+    except ImportError:
+        world = None
+    if world is not None:
+        for p in [*prompts, *EXAMPLES]:
+            world.parse(p)  # raises on a word outside the grammar
+
+
+def test_config_reads_model_folders_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(
+        "PYRAMIDALWAN_MODEL_DIRS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")])
+    )
+    config = AppConfig.from_env([str(tmp_path / "a"), str(tmp_path / "c")], workers=3, queue_size=None)
+    assert config.model_dirs == [str(tmp_path / n) for n in "abc"]
+    assert config.workers == 3 and config.queue_size == 16
+    with pytest.raises(ValueError, match="per_model must be at least 1"):
+        AppConfig.from_env(per_model=0)
