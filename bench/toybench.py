@@ -1,7 +1,8 @@
 """ToyBench: generate videos for a prompt set with one model and schedule, and score them.
 
     python -m bench.toybench --model NAME|PATH --schedule 20-20-10 [--prompts-file FILE | --n N]
-                             [--seed S] [--guidance G] [--device cpu] [--json]
+                             [--seed S] [--guidance G] [--frames F --height H --width W] [--device cpu]
+                             [--json]
 
 Prompts are captions in the world's grammar (one per line in a prompts file). The default set is fixed by
 --seed: single-object captions, three in four from the training compositions and one in four held out
@@ -75,8 +76,11 @@ def run_toybench(
     seed: int = 0,
     guidance: float | None = None,
     probe: AttributeProbe | None = None,
+    size: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> dict:
-    """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict."""
+    """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict.
+
+    size: (frames, height, width) overrides of the model's defaults (None keeps the default)."""
     from engine.pipeline import make_request, run
 
     probe = probe or load_probe()
@@ -84,7 +88,16 @@ def run_toybench(
     videos, seconds, tflops = [], [], []
     request = None
     for i, prompt in enumerate(prompts):
-        request = make_request(model, prompt, schedule=schedule, guidance=guidance, seed=seed + i)
+        request = make_request(
+            model,
+            prompt,
+            schedule=schedule,
+            frames=size[0],
+            height=size[1],
+            width=size[2],
+            guidance=guidance,
+            seed=seed + i,
+        )
         result = run(model, request)
         videos.append(torch.from_numpy(result.frames).permute(3, 0, 1, 2).float() / 127.5 - 1)
         seconds.append(result.total_seconds)
@@ -129,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--n", type=int, default=32, help="size of the default prompt set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=None)
+    parser.add_argument("--frames", type=int, default=None, help="default: the model's")
+    parser.add_argument("--height", type=int, default=None, help="default: the model's")
+    parser.add_argument("--width", type=int, default=None, help="default: the model's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -146,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             f"ToyBench: {len(prompts)} prompts, model {model.name}, schedule {args.schedule or 'default'}",
             file=sys.stderr,
         )
-    result = run_toybench(model, prompts, args.schedule, args.seed, args.guidance)
+    size = (args.frames, args.height, args.width)
+    result = run_toybench(model, prompts, args.schedule, args.seed, args.guidance, size=size)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
