@@ -94,13 +94,16 @@ class Handlers:
         except Exception:
             log.exception("warm-up failed (the first request will load the model instead)")
 
-    def page_load(self):
-        """Model dropdowns (generate + compare slots) and the default model's settings."""
+    def page_load(self, *typed):
+        """Model dropdowns (generate + compare slots) and the default model's settings; settings the user
+        already typed (schedule, guidance, frames, height, width) while the page was loading are kept."""
         with user_errors("page set-up"):
             choices = self.registry.choices()
             default = self.registry.default_key()
             models = [gr.Dropdown(choices=choices, value=default) for _ in range(1 + MAX_RUNS)]
-            return (*models, *self.model_settings(default))
+            *settings, info = self.model_settings(default)
+            kept = [new if old in (None, "") else gr.skip() for old, new in zip(typed, settings, strict=True)]
+            return (*models, *kept, info)
 
     # --- Generate tab ----------------------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class Handlers:
             f"{card.frames}×{card.height}×{card.width}, guidance {card.guidance:g}, {card.fps} fps"
         )
         return (
-            gr.update(value=card.schedule),
+            card.schedule,
             gr.update(value=card.guidance),
             gr.Dropdown(choices=frame_choices(card.num_stages), value=card.frames),
             gr.Dropdown(choices=size_choices(card.num_stages), value=card.height),

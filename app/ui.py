@@ -112,13 +112,15 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                             [], value=None, label="Model variant", allow_custom_value=True, elem_id="model"
                         )
                         model_info = gr.Markdown(elem_id="model-info")
-                        schedule = gr.Dropdown(
-                            SCHEDULE_PRESETS,
-                            value=None,
-                            allow_custom_value=True,
+                        schedule = gr.Textbox(
+                            value="",
+                            max_lines=1,
                             elem_id="schedule",
                             label="Schedule: steps per stage, low → high resolution",
-                            info="pick a preset or type your own, e.g. 8-8-4; 0-0-N is the plain sampler",
+                            info="type your own, e.g. 8-8-4 (0-0-N is the plain sampler), or pick a preset",
+                        )
+                        presets = gr.Radio(
+                            SCHEDULE_PRESETS, value=None, show_label=False, container=False, elem_id="presets"
                         )
                         schedule_note = gr.Markdown(elem_id="schedule-note")
                         with gr.Row():
@@ -208,12 +210,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                 with gr.Row(equal_height=False):
                     for i in range(MAX_RUNS):
                         with gr.Column(visible=i < 2, min_width=260) as column:
-                            s = gr.Dropdown(
-                                SCHEDULE_PRESETS,
-                                value=COMPARE_DEFAULTS[i],
-                                allow_custom_value=True,
-                                label=f"Run {i + 1}: schedule",
-                            )
+                            s = gr.Textbox(value=COMPARE_DEFAULTS[i], label=f"Run {i + 1}: schedule")
                             m = gr.Dropdown(
                                 [], value=None, allow_custom_value=True, label=f"Run {i + 1}: model"
                             )
@@ -333,6 +330,14 @@ def build_studio(config: AppConfig | None = None) -> Studio:
         surprise_btn.click(h.surprise, None, prompt, queue=False, **PRIVATE)
         settings = [schedule, guidance, frames, height, width, model_info]
         model.input(h.model_settings, model, settings, **PRIVATE)
+        presets.input(lambda preset: preset, presets, schedule, queue=False, **PRIVATE)
+        schedule.change(
+            lambda text: text.strip() if text.strip() in SCHEDULE_PRESETS else None,
+            schedule,
+            presets,
+            queue=False,
+            **PRIVATE,
+        )
         gr.on(
             [schedule.change, model.change],
             h.check_schedule,
@@ -391,7 +396,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
 
         # On page load (after the page is interactive): model lists and defaults, then the Learn views.
         models = [model, *slot_inputs[1::2]]
-        load = demo.load(h.page_load, None, [*models, *settings], **PRIVATE)
+        load = demo.load(h.page_load, settings[:-1], [*models, *settings], **PRIVATE)
         load.then(h.wavelets, None, [wavelet, l_wavelet], **PRIVATE)
         load.then(h.learn_sigma, *sigma_io, **PRIVATE)
         load.then(h.learn_jump, *jump_io, **PRIVATE)

@@ -27,7 +27,9 @@ def page(tmp_path_factory):
 
 def test_generate_shows_each_stage_then_the_video(page):
     page.locator("#prompt textarea").fill(PROMPT)
-    expect(page.locator("#schedule input")).to_have_value("2-2-1")  # the model's default schedule
+    schedule = page.locator("#schedule :is(input, textarea)")
+    expect(schedule).to_have_value("2-2-1")  # the model's default schedule
+    expect(page.locator("#presets input[value='2-2-1']")).to_be_checked()
     page.locator("#generate-btn").click()
 
     previews = page.locator("#stage-previews .thumbnail-item")
@@ -55,9 +57,28 @@ def test_bad_input_shows_a_message_not_a_trace(page):
     expect(page.get_by_text("The prompt is empty", exact=False).first).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_text("Traceback")).to_have_count(0)
 
-    page.locator("#schedule input").fill("20-x-10")
-    page.locator("#schedule input").press("Enter")
+    page.locator("#prompt textarea").fill(PROMPT)
+    schedule = page.locator("#schedule :is(input, textarea)")
+    schedule.fill("20-x-10")
     expect(page.locator("#schedule-note")).to_contain_text("'x' is not a whole number", timeout=WAIT_MS)
+    page.locator("#generate-btn").click()
+    expect(page.get_by_text("'x' is not a whole number").nth(1)).to_be_visible(
+        timeout=WAIT_MS
+    )  # + error toast
+    page.locator("#presets").get_by_text("20-20-10").click()  # a preset fills the schedule box
+    expect(schedule).to_have_value("20-20-10")
+    expect(page.locator("#schedule-note")).to_contain_text("OK: 20 + 20 + 10 steps")
+
+
+def test_stop_cancels_a_running_generation(page):
+    page.locator("#prompt textarea").fill(PROMPT)
+    page.locator("#schedule :is(input, textarea)").fill("200-200-200")
+    page.locator("#generate-btn").click()
+    expect(page.locator("#stage-previews .thumbnail-item")).to_have_count(1, timeout=WAIT_MS)
+    page.locator("#stop-btn").click()
+    expect(page.get_by_text("The generation was cancelled", exact=False)).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#stage-previews .thumbnail-item")).not_to_have_count(3)
+    expect(page.locator("#final-video video")).to_have_count(0)
 
 
 def test_learn_tab_plots_and_computes_the_paper_table(page):
