@@ -200,13 +200,14 @@ class Handlers:
         negative_prompt,
         seed,
         randomize_seed,
-        schedule,
-        guidance,
-        frames,
-        height,
-        width,
-        wavelet,
+        schedule=None,
+        guidance=None,
+        frames=None,
+        height=None,
+        width=None,
+        wavelet=None,
     ) -> dict:
+        """Widget values → run_generation keyword arguments (None: the model's default)."""
         from engine.pipeline import random_seed
 
         if prompt is None or not str(prompt).strip():
@@ -306,9 +307,7 @@ class Handlers:
                 (schedule_3, model_3),
                 (schedule_4, model_4),
             ]
-            params = self._params(
-                prompt, negative_prompt, seed, randomize_seed, None, None, None, None, None, None
-            )
+            params = self._params(prompt, negative_prompt, seed, randomize_seed)
             plans, steps = [], []
             for i, (schedule, model) in enumerate(slots[:n]):  # check every run before starting the first
                 try:

@@ -13,6 +13,7 @@ import pytest
 from app_fixtures import PROMPT, running_studio
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from gradio_client.utils import QueueError
 from PIL import Image
 
 from app.runs import PREVIEW_HEIGHT
@@ -208,3 +209,18 @@ def test_cancelled_run_stops_and_frees_the_model(client):
     outputs = generate(client, schedule="1-1-1")  # the model's slot was released
     assert outputs[-1][4]["phase"] == "final" and time.time() - start < 120
     assert len(job.outputs()) < 4  # the cancelled run never reached its video
+
+
+def test_queue_is_bounded(tmp_path):
+    with running_studio(tmp_path, queue_size=1, workers=1) as small:
+        client = Client(small.url, verbose=False)
+        jobs = [client.submit(PROMPT, api_name="/generate", schedule="20-20-10") for _ in range(4)]
+        outcomes = []
+        for job in jobs:
+            try:
+                job.result(timeout=240)
+                outcomes.append("ok")
+            except QueueError as err:
+                assert "Queue is full" in str(err)
+                outcomes.append("full")
+    assert outcomes.count("ok") >= 1 and outcomes.count("full") >= 1, outcomes
