@@ -13,7 +13,7 @@ from PIL import Image
 from app.paper import PAPER_MODEL, PAPER_SCHEDULES, PAPER_SIZE
 from engine.flops import KNOWN_SIZES, TERA, schedule_flops
 from engine.pyramid import jump_sigma, stage_geometry
-from engine.schedule import format_schedule, parse_schedule, stage_sigmas
+from engine.schedule import format_schedule, parse_schedule, schedule_sigmas
 from engine.transitions import downsample, renoise_jump, upsample
 
 DISPLAY = 256  # pixels per side of every jump panel
@@ -37,23 +37,22 @@ def sigma_curve(
     """
     counts = parse_schedule(schedule, num_stages)
     geometry = stage_geometry(frames, height, width, num_stages=num_stages)
-    first = next(k for k, c in enumerate(counts) if c > 0)
     rows, step = [], 0
-    for k in range(first, num_stages):
-        stage = geometry.stages[k]
-        start = 1.0 if k == first else stage.sigma_start  # the first active stage starts from pure noise
+    for stage, grid in zip(geometry.stages, schedule_sigmas(geometry, counts, shift)):
+        if grid is None:
+            continue
         _, t, h, w = stage.latent_shape
-        for i, sigma in enumerate(stage_sigmas(start, stage.sigma_end, counts[k], shift).tolist()):
+        for i, sigma in enumerate(grid.tolist()):
             rows.append(
                 {
                     "step": step + i,
                     "sigma": round(sigma, 5),
-                    "stage": f"stage {k}",
+                    "stage": f"stage {stage.index}",
                     "tokens": stage.tokens,
                     "latent": f"{t}×{h}×{w}",
                 }
             )
-        step += counts[k]
+        step += len(grid) - 1
     return pd.DataFrame(rows)
 
 

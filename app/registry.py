@@ -10,7 +10,6 @@ CPU and the page must be interactive before that (the app's warm-up thread impor
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from typing import TYPE_CHECKING
 from app.serving import RunCancelled
 
 if TYPE_CHECKING:
-    from engine.models import ModelCard, WanModel
+    from engine.models import WanModel
+    from engine.zoo import ModelCard
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ModelRegistry:
     # --- what is offered -------------------------------------------------------------------------------
 
     def entries(self) -> list[ModelEntry]:
-        from engine.models import available_models
+        from engine.zoo import available_models
 
         out = []
         for key in [*available_models(), *self.model_dirs]:
@@ -63,7 +63,7 @@ class ModelRegistry:
         return [(e.label, e.key) for e in self.entries()]
 
     def default_key(self) -> str:
-        from engine.models import default_model_name
+        from engine.zoo import default_model_name
 
         return default_model_name()
 
@@ -79,23 +79,9 @@ class ModelRegistry:
 
     def card(self, key: str) -> ModelCard:
         """The model's card (defaults such as size and schedule) without loading any weights."""
-        from engine.models import CARD_FILE, RANDOM_TINY, ModelCard, ModelLoadError, random_tiny_card, resolve
+        from engine.zoo import read_card
 
-        if key == RANDOM_TINY:
-            return random_tiny_card()
-        folder = Path(resolve(key))
-        if not folder.is_dir():
-            raise ModelLoadError(
-                f"no model folder at {str(folder)!r}: the operator configured it (--model-dir or "
-                f"$PYRAMIDALWAN_MODEL_DIRS) but it does not exist on this machine; choose another model"
-            )
-        card_path = folder / CARD_FILE
-        if not card_path.is_file():
-            return ModelCard(description=f"{folder.name} (diffusers folder, Wan2.1 defaults)")
-        try:
-            return ModelCard.from_dict(json.loads(card_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+        return read_card(key)
 
     # --- using a model ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import functools
 import importlib
 import json
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,51 +21,22 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 
 from engine.flops import TransformerSize
-from engine.pyramid import DEFAULT_NUM_STAGES
 from engine.text import build_word_tokenizer, unknown_words
+from engine.zoo import (  # noqa: F401 - re-exported: engine.models is the loading API
+    CARD_FILE,
+    RANDOM_TINY,
+    ZOO_DIR,
+    ModelCard,
+    ModelLoadError,
+    available_models,
+    default_model_name,
+    random_tiny_card,
+    read_card,
+    resolve,
+    zoo_models,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ZOO_DIR = REPO_ROOT / "assets" / "zoo"
-RANDOM_TINY = "random-tiny"
-DEFAULT_ZOO_MODEL = "pyramidal-wan-tiny"
 COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
-CARD_FILE = "pyramidal_wan.json"
-
-
-class ModelLoadError(RuntimeError):
-    """A model name or folder that cannot be loaded; the message says what was expected."""
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """Defaults and facts stored beside a model in `pyramidal_wan.json` (all optional there)."""
-
-    description: str = ""
-    pyramidal: bool = False  # finetuned for the pyramid (else pyramidal sampling is out of distribution)
-    frames: int = 81
-    height: int = 448
-    width: int = 832
-    fps: int = 16
-    schedule: str = "0-0-50"
-    guidance: float = 5.0
-    shift: float | None = None  # None: read from the scheduler config
-    step_rule: str = "euler"  # "euler" for diffusion models, "x0" for few-step distilled generators
-    num_stages: int = DEFAULT_NUM_STAGES
-    boundaries: tuple[float, ...] | None = None
-    max_sequence_length: int = 512
-    negative_prompt: str = ""
-    shared: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelCard:
-        known = {f for f in cls.__dataclass_fields__}
-        data = {k: v for k, v in data.items() if k in known}
-        if data.get("boundaries") is not None:
-            data["boundaries"] = tuple(data["boundaries"])
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
 
 
 @dataclass
@@ -156,33 +127,6 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def zoo_models() -> list[str]:
-    """Names of the shipped zoo variants (folders of assets/zoo with a transformer)."""
-    if not ZOO_DIR.is_dir():
-        return []
-    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "transformer").is_dir())
-
-
-def available_models() -> list[str]:
-    return zoo_models() + [RANDOM_TINY]
-
-
-def default_model_name() -> str:
-    zoo = zoo_models()
-    if DEFAULT_ZOO_MODEL in zoo:
-        return DEFAULT_ZOO_MODEL
-    return zoo[0] if zoo else RANDOM_TINY
-
-
-def resolve(name_or_path: str) -> str:
-    """A zoo name → its folder; random-tiny stays a name; anything else is taken as a path or hub id."""
-    if name_or_path == RANDOM_TINY:
-        return RANDOM_TINY
-    if (ZOO_DIR / name_or_path / "transformer").is_dir():
-        return str(ZOO_DIR / name_or_path)
-    return name_or_path
-
-
 def load_model(
     name_or_path: str | None = None, device: str | None = None, dtype: str | None = None
 ) -> WanModel:
@@ -220,22 +164,11 @@ def _scheduler_shift(scheduler) -> float:
 
 def _load_folder(path: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]:
     root = Path(path)
-    if not root.exists():
-        if "/" in path and not path.startswith((".", "/")) and path.count("/") == 1:
-            return _load_hub(path, dtype)
-        raise ModelLoadError(
-            f"no model folder at {path!r}. Give a zoo name ({', '.join(available_models())}) or a folder in "
-            f"diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ vae/ "
-            f"scheduler/), "
-            f"e.g. a local copy of Wan2.1-T2V-1.3B-Diffusers."
-        )
-    if not root.is_dir():
+    if not root.exists() and path.count("/") == 1 and not path.startswith((".", "/")):
+        return _load_hub(path, dtype)  # "org/name": a hub id, for hosts that are online
+    if root.exists() and not root.is_dir():
         raise ModelLoadError(f"{path!r} is a file, not a model folder in diffusers layout")
-    card_path = root / CARD_FILE
-    try:
-        card = ModelCard.from_dict(json.loads(card_path.read_text())) if card_path.is_file() else ModelCard()
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+    card = read_card(path)
     shared = (root / card.shared).resolve() if card.shared else None
 
     parts = {}
@@ -307,21 +240,6 @@ RANDOM_TINY_WORDS = (
     "a an the red green blue yellow white black orange purple circle square triangle star cross moving "
     "left right up down growing shrinking rotating bouncing still on over background gradient slowly quickly"
 ).split()
-
-
-def random_tiny_card() -> ModelCard:
-    return ModelCard(
-        description="random weights, tiny Wan architecture: exercises every code path, draws noise",
-        pyramidal=False,
-        frames=17,
-        height=128,
-        width=128,
-        fps=8,
-        schedule="2-2-1",
-        guidance=3.0,
-        shift=1.0,
-        max_sequence_length=16,
-    )
 
 
 def build_random_tiny(seed: int = 0) -> tuple[WanPipeline, ModelCard]:

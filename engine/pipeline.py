@@ -18,7 +18,7 @@ from engine.flops import TERA, schedule_flops
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
-from engine.schedule import format_schedule, is_plain, parse_schedule
+from engine.schedule import format_schedule, is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import DEFAULT_WAVELET, available_wavelets
 from engine.video import to_uint8_frames
 
@@ -141,21 +141,22 @@ def stage_table(request: Request, model: WanModel, stage_times: list[float] | No
     cfg = request.guidance != 1.0
     flops = schedule_flops(request.geometry, request.counts, model.size, cfg=cfg)
     rows = []
-    first = next(k for k, c in enumerate(request.counts) if c > 0)
-    for k in range(first, request.geometry.num_stages):
-        stage = request.geometry.stages[k]
+    grids = schedule_sigmas(request.geometry, request.counts, request.shift)
+    for k, stage in enumerate(request.geometry.stages):
+        if grids[k] is None:
+            continue
         row = {
             "stage": k,
             "steps": request.counts[k],
             "latent": list(stage.latent_shape[1:]),
             "pixels": list(stage.pixel_shape),
             "tokens": stage.tokens,
-            "sigma_start": round(1.0 if k == first else stage.sigma_start, 4),
-            "sigma_end": round(stage.sigma_end, 4),
+            "sigma_start": round(float(grids[k][0]), 4),
+            "sigma_end": round(float(grids[k][-1]), 4),
             "tflops": flops[k] / TERA,
         }
         if stage_times is not None:
-            row["seconds"] = round(stage_times[k - first], 4)
+            row["seconds"] = round(stage_times[len(rows)], 4)
         rows.append(row)
     return rows
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from engine.pyramid import PyramidGeometry
-from engine.schedule import stage_sigmas
+from engine.schedule import schedule_sigmas
 from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump
 
 STEP_RULES = ("euler", "x0")
@@ -117,8 +117,7 @@ def sample(
     """
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
-    if len(counts) != geometry.num_stages:
-        raise ValueError(f"schedule has {len(counts)} stages but the pyramid has {geometry.num_stages}")
+    grids = schedule_sigmas(geometry, counts, shift)
     start_time = time.perf_counter()
     model_seconds = 0.0
     first = next(k for k, c in enumerate(counts) if c > 0)
@@ -135,8 +134,7 @@ def sample(
     for k in range(first, geometry.num_stages):
         stage = geometry.stages[k]
         stage_start = time.perf_counter()
-        sigma_start = 1.0 if k == first else stage.sigma_start
-        sigmas = stage_sigmas(sigma_start, stage.sigma_end, counts[k], shift).tolist()
+        sigmas = grids[k].tolist()
         for i in range(counts[k]):
             s, s_next = sigmas[i], sigmas[i + 1]
             t0 = time.perf_counter()

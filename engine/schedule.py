@@ -88,3 +88,22 @@ def stage_sigmas(sigma_start: float, sigma_end: float, steps: int, shift: float 
     u = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     u = shift_sigma(u, shift)
     return sigma_end + (sigma_start - sigma_end) * u
+
+
+def schedule_sigmas(geometry, counts: Sequence[int], shift: float = 1.0) -> list[torch.Tensor | None]:
+    """The σ grid of every stage of a schedule (None for skipped stages), low → high.
+
+    The first stage with steps starts from pure noise (σ = 1); every later stage starts at its jump
+    level (`geometry.stages[k].sigma_start`) and ends at its boundary.
+    """
+    if len(counts) != geometry.num_stages:
+        raise ValueError(f"schedule has {len(counts)} stages but the pyramid has {geometry.num_stages}")
+    first = next(k for k, c in enumerate(counts) if c > 0)
+    grids: list[torch.Tensor | None] = []
+    for k, stage in enumerate(geometry.stages):
+        if counts[k] == 0:
+            grids.append(None)
+        else:
+            start = 1.0 if k == first else stage.sigma_start
+            grids.append(stage_sigmas(start, stage.sigma_end, counts[k], shift))
+    return grids
