@@ -1,0 +1,32 @@
+"""The shipped zoo: within its size budget, shared parts not copied, every variant loads and generates."""
+
+from engine.models import load_model
+from engine.pipeline import make_request, run
+from engine.zoo import ZOO_DIR, default_model_name, read_card, zoo_models
+
+BUDGET_MB = 80
+
+
+def test_zoo_fits_its_size_budget():
+    total = sum(p.stat().st_size for p in (ZOO_DIR.parent).rglob("*") if p.is_file())
+    assert total / 2**20 < BUDGET_MB
+
+
+def test_shared_vae_is_shipped_with_measured_latent_statistics():
+    card = (ZOO_DIR / "shared" / "vae" / "config.json").read_text()
+    assert '"latents_std"' in card and '"_class_name": "TinyWanVAE"' in card
+
+
+def test_every_variant_generates_with_its_default_schedule():
+    for name in zoo_models():
+        card = read_card(name)
+        assert card.shared == "../shared" and not (ZOO_DIR / name / "vae").exists()
+        model = load_model(name, device="cpu")
+        result = run(model, make_request(model, "a red circle moving left on a black background", seed=0))
+        assert result.frames.shape == (card.frames, card.height, card.width, 3)
+        assert result.request.schedule == card.schedule
+
+
+def test_default_model_is_the_pyramidal_one_when_shipped():
+    expected = "pyramidal-wan-tiny" if "pyramidal-wan-tiny" in zoo_models() else "random-tiny"
+    assert default_model_name() == expected
