@@ -1,0 +1,169 @@
+"""ToyBench metrics: exact Fréchet distances, the centroid motion rules, and that the metrics can fail."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bench.metric_check import corrupted_sets, recolor
+from bench.metrics import (
+    adherence,
+    centroid_motion,
+    evaluate_videos,
+    frechet_distance,
+    temporal_consistency,
+)
+from bench.probe import labels_for, load_probe
+from world import COLORS, is_held_out, make_batch, parse
+
+REVERSIBLE = {
+    "left": "right",
+    "right": "left",
+    "up": "down",
+    "down": "up",
+    "grow": "shrink",
+    "shrink": "grow",
+}
+
+
+def test_frechet_distance_exact_cases():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 16, generator=g) @ torch.randn(16, 16, generator=g)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.randn(16, generator=g)
+    # A pure shift leaves the covariances equal: FD = |shift|^2.
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.square().sum()), rel=1e-6)
+    # Scaling by 2 around zero: |mu|^2 + tr(S) + 4 tr(S) - 2 * 2 tr(S) = |mu|^2 + tr(S).
+    mu, cov = a.double().mean(0), torch.cov(a.double().T)
+    expected = float(mu.square().sum() + cov.trace())
+    assert frechet_distance(a, 2 * a) == pytest.approx(expected, rel=1e-6)
+    b = torch.randn(300, 16, generator=g)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    # Fewer clips than dimensions (rank-deficient covariances) still gives a finite, non-negative number.
+    assert 0 <= frechet_distance(a[:8], b[:8]) < float("inf")
+
+
+def test_frechet_distance_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="expected \\(N, D\\)"):
+        frechet_distance(torch.zeros(4, 3), torch.zeros(4, 5))
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        frechet_distance(torch.zeros(1, 3), torch.zeros(4, 3))
+
+
+def test_centroid_rules_read_real_motion_and_fail_on_reversed():
+    batch = make_batch(77, 96, frames=17, height=64, width=64, split="all", n_objects=1)
+    truth = [a.main.motion for a in batch.attributes]
+    rule = centroid_motion(batch.videos)
+    assert np.mean([r == t for r, t in zip(rule, truth, strict=True)]) >= 0.95
+    reversed_rule = centroid_motion(batch.videos.flip(2))
+    reversible = [i for i, t in enumerate(truth) if t in REVERSIBLE]
+    assert len(reversible) > 30
+    assert np.mean([reversed_rule[i] == truth[i] for i in reversible]) <= 0.05
+    assert np.mean([reversed_rule[i] == REVERSIBLE[truth[i]] for i in reversible]) >= 0.9
+
+
+def test_temporal_consistency_scores_noise_and_freezing_low():
+    real = make_batch(3, 8, frames=17, height=64, width=64, n_objects=1).videos
+    other = make_batch(4, 8, frames=17, height=64, width=64, n_objects=1).videos
+    assert temporal_consistency(other, real)["score"] > 0.5
+    noisy = real + 0.3 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))
+    assert temporal_consistency(noisy, real)["score"] < 0.1
+    frozen = real[:, :, :1].expand_as(real)
+    assert temporal_consistency(frozen, real)["score"] < 0.01
+
+
+def test_adherence_counts_each_attribute():
+    batch = make_batch(9, 4, frames=5, height=32, width=32, n_objects=1, split="all")
+    attrs = batch.attributes
+    pred = labels_for(attrs)
+    pred["speed"] = pred["speed"].clamp_min(0)
+    assert adherence(pred, attrs)["all"] == 1.0
+    pred["color"] = (pred["color"] + 1) % len(COLORS)
+    result = adherence(pred, attrs)
+    assert result["color"] == 0.0 and result["all"] == 0.0 and result["shape"] == 1.0
+
+
+def test_recolor_changes_only_the_main_color():
+    attrs = parse("a red circle moving left and a blue square growing over black")
+    changed = recolor(attrs)
+    assert (
+        changed.main.color != "red"
+        and changed.main.shape == "circle"
+        and changed.objects[1] == attrs.objects[1]
+    )
+
+
+@pytest.fixture(scope="module")
+def scored():
+    """Real clips and three corruptions, each scored against the real clips' captions (48 clips at the
+    probe's own 17x64x64, which keeps this fast; `python -m bench.metric_check` runs it at any size)."""
+    attrs, reference, variants = corrupted_sets(48, 4242, 17, 64, 64)
+    probe = load_probe()
+    return attrs, {k: evaluate_videos(v, attrs, probe, reference) for k, v in variants.items()}
+
+
+def test_real_clips_score_well(scored):
+    _, s = scored
+    real = s["real"]
+    assert real["n"] == 48
+    for key in ("shape", "color", "background", "motion", "all"):
+        assert real["adherence"][key] >= 0.9, (key, real["adherence"])
+    assert real["temporal"]["score"] > 0.8
+    assert real["centroid_motion"]["vs_caption"] >= 0.95
+
+
+def test_corrupted_clips_score_clearly_worse(scored):
+    attrs, s = scored
+    real = s["real"]
+    assert s["wrong_color"]["adherence"]["color"] <= 0.15
+    assert s["wrong_color"]["adherence"]["all"] <= 0.15
+    assert s["wrong_color"]["fd"] > 2 * real["fd"]
+    # Time reversal swaps left/right, up/down and grow/shrink; bounce, rotate and still survive it.
+    share_reversible = np.mean([a.main.motion in REVERSIBLE for a in attrs])
+    assert s["reversed"]["adherence"]["motion"] <= 1 - share_reversible + 0.1
+    assert s["reversed"]["centroid_motion"]["vs_caption"] <= 1 - share_reversible + 0.1
+    assert s["reversed"]["fd"] > 2 * real["fd"]
+    assert s["noisy"]["fd"] > 3 * real["fd"]
+    assert s["noisy"]["temporal"]["score"] < 0.2
+    for name in ("wrong_color", "reversed"):
+        assert s[name]["adherence"]["all"] < real["adherence"]["all"] - 0.3, name
+
+
+def test_toybench_cli_on_random_tiny(tmp_path, capsys):
+    from bench.toybench import main as toybench_main
+
+    prompts = tmp_path / "prompts.txt"
+    # One seen and one held-out composition (a green circle is held out).
+    prompts.write_text("a red square moving left on a black background\na green circle growing over gray\n")
+    args = ["--model", "random-tiny", "--schedule", "2-2-1", "--prompts-file", str(prompts), "--height", "64"]
+    assert toybench_main([*args, "--width", "64", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["adherence"]) >= {"color", "shape", "background", "motion", "all"}
+    assert all(0 <= out["adherence"][k] <= 1 for k in ("color", "shape", "background", "motion", "all"))
+    assert out["n"] == 2 and out["n_heldout"] == 1 and out["schedule"] == "2-2-1" and out["height"] == 64
+    assert out["seconds_per_video"] > 0 and out["tflops_per_video"] > 0
+    # Random weights draw noise: far from real clips, while two real draws are close.
+    assert out["fd"] > 3 * out["fd_floor"]
+
+
+def test_default_prompts_are_fixed_by_seed_and_mix_held_out():
+    from bench.toybench import default_prompts
+
+    prompts = default_prompts(16, seed=3)
+    assert prompts == default_prompts(16, seed=3) and prompts != default_prompts(16, seed=4)
+    held = [is_held_out(parse(p)) for p in prompts]
+    assert sum(held) == 4 and not any(held[i] for i in range(16) if i % 4 != 3)
+
+
+def test_prompts_file_errors_name_the_line(tmp_path):
+    from bench.toybench import read_prompts
+
+    path = tmp_path / "prompts.txt"
+    path.write_text(
+        "a red circle moving left on a black background\n\na red hexagon moving left over black\n"
+    )
+    with pytest.raises(ValueError, match="prompts.txt:3: unknown word 'hexagon'"):
+        read_prompts(path)
