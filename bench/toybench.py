@@ -13,6 +13,9 @@ reported beside "fd" so the number can be read at this n.
 Prints a JSON object: model, schedule, n, adherence {shape, color, background, motion, speed, all},
 adherence_seen / adherence_heldout (same keys, for the two parts of the prompt set), fd, fd_floor,
 temporal, centroid_motion, seconds_per_video, tflops_per_video.
+
+As a library: `evaluate(model, schedule, prompts, seed)` returns that dict; `generate_videos` /
+`generate_one` and `score` are its two halves (bench.report interleaves schedules with them).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +34,9 @@ import torch
 from bench.metrics import adherence, evaluate_videos, frechet_distance
 from bench.probe import AttributeProbe, load_probe
 from world import ClipAttributes, caption, clip_rng, is_held_out, parse, render_batch, sample_attributes
+
+if TYPE_CHECKING:  # engine.pipeline imports diffusers: loaded only when generating
+    from engine.pipeline import Request, Result
 
 REFERENCE_SEED = 1_000_003  # layout seed offset of the real reference clips
 FLOOR_SEED = 2_000_029  # ... and of the second, independent real draw for the FD floor
@@ -69,49 +77,102 @@ def _subset_adherence(
     return adherence(sub, [a for a, k in zip(attributes, keep, strict=True) if k])
 
 
-def run_toybench(
+@dataclass
+class Generation:
+    """The videos of one model × schedule over a prompt set, with what each one cost."""
+
+    model: str
+    request: Request  # of the last prompt: schedule, geometry and guidance are the same for all
+    videos: list[torch.Tensor] = field(default_factory=list)  # each (3, F, H, W) in [-1, 1]
+    seconds: list[float] = field(default_factory=list)  # wall time of each generation
+    tflops: list[float] = field(default_factory=list)  # the engine's FLOPs model, CFG included
+
+
+def generate_one(
     model,  # engine.models.WanModel
+    prompt: str,
+    schedule: str | None = None,
+    seed: int = 0,
+    guidance: float | None = None,
+    size: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> tuple[torch.Tensor, Result]:
+    """One video (3, F, H, W) in [-1, 1] and the engine's Result (its seconds, TFLOPs and request)."""
+    from engine.pipeline import make_request, run
+
+    request = make_request(
+        model,
+        prompt,
+        schedule=schedule,
+        frames=size[0],
+        height=size[1],
+        width=size[2],
+        guidance=guidance,
+        seed=seed,
+    )
+    result = run(model, request)
+    return torch.from_numpy(result.frames).permute(3, 0, 1, 2).float() / 127.5 - 1, result
+
+
+def generate_videos(
+    model,
     prompts: Sequence[str],
     schedule: str | None = None,
     seed: int = 0,
     guidance: float | None = None,
-    probe: AttributeProbe | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> Generation:
+    """One video per prompt, prompt i with seed + i."""
+    if not prompts:
+        raise ValueError("no prompts to generate")
+    generation = None
+    for i, prompt in enumerate(prompts):
+        video, result = generate_one(model, prompt, schedule, seed + i, guidance, size)
+        generation = generation or Generation(model.name, result.request)
+        add_to(generation, video, result)
+    return generation
+
+
+def add_to(generation: Generation, video: torch.Tensor, result: Result) -> None:
+    generation.request = result.request
+    generation.videos.append(video)
+    generation.seconds.append(result.total_seconds)
+    generation.tflops.append(result.total_tflops)
+
+
+def reference_clips(
+    attributes: Sequence[ClipAttributes], seed: int, frames: int, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real renders of the captions (the reference) and a second, independent draw (for the FD floor)."""
+    real = render_batch(attributes, seed + REFERENCE_SEED, frames, height, width)
+    real_again = render_batch(attributes, seed + FLOOR_SEED, frames, height, width)
+    return real, real_again
+
+
+def score(
+    generation: Generation,
+    prompts: Sequence[str],
+    seed: int = 0,
+    probe: AttributeProbe | None = None,
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict:
-    """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict.
+    """Score generated videos against their captions; returns the JSON-ready ToyBench result dict.
 
-    size: (frames, height, width) overrides of the model's defaults (None keeps the default)."""
-    from engine.pipeline import make_request, run
-
+    reference: (real, real_again) from `reference_clips` for these prompts, seed and size (rendered here
+    when not given; pass it to score several schedules of one model against the same real clips)."""
     probe = probe or load_probe()
     attributes = [parse(p) for p in prompts]
-    videos, seconds, tflops = [], [], []
-    request = None
-    for i, prompt in enumerate(prompts):
-        request = make_request(
-            model,
-            prompt,
-            schedule=schedule,
-            frames=size[0],
-            height=size[1],
-            width=size[2],
-            guidance=guidance,
-            seed=seed + i,
-        )
-        result = run(model, request)
-        videos.append(torch.from_numpy(result.frames).permute(3, 0, 1, 2).float() / 127.5 - 1)
-        seconds.append(result.total_seconds)
-        tflops.append(result.total_tflops)
-    generated = torch.stack(videos)  # (B, 3, F, H, W) in [-1, 1]
+    if len(attributes) != len(generation.videos):
+        raise ValueError(f"{len(generation.videos)} videos but {len(attributes)} prompts")
+    request = generation.request
     g = request.geometry
-    real = render_batch(attributes, seed + REFERENCE_SEED, g.frames, g.height, g.width)
-    real_again = render_batch(attributes, seed + FLOOR_SEED, g.frames, g.height, g.width)
+    real, real_again = reference or reference_clips(attributes, seed, g.frames, g.height, g.width)
+    generated = torch.stack(generation.videos)  # (B, 3, F, H, W) in [-1, 1]
     scores = evaluate_videos(generated, attributes, probe, real)
     pred = probe.predict(generated)
     held = np.array([is_held_out(a) for a in attributes])
     floor = frechet_distance(probe.predict(real_again)["features"], probe.predict(real)["features"])
     return {
-        "model": model.name,
+        "model": generation.model,
         "schedule": request.schedule,
         "guidance": request.guidance,
         "frames": g.frames,
@@ -126,9 +187,39 @@ def run_toybench(
         "fd_floor": floor,
         "temporal": scores["temporal"],
         "centroid_motion": scores["centroid_motion"],
-        "seconds_per_video": float(np.mean(seconds)),
-        "tflops_per_video": float(np.mean(tflops)),
+        "seconds_per_video": float(np.mean(generation.seconds)),
+        "tflops_per_video": float(np.mean(generation.tflops)),
     }
+
+
+def evaluate(
+    model,  # engine.models.WanModel
+    schedule: str | None,
+    prompts: Sequence[str],
+    seed: int = 0,
+    guidance: float | None = None,
+    probe: AttributeProbe | None = None,
+    size: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> dict:
+    """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict.
+
+    schedule: None for the model's own. size: (frames, height, width) overrides of the model's defaults
+    (None keeps the default)."""
+    generation = generate_videos(model, prompts, schedule, seed, guidance, size)
+    return score(generation, prompts, seed, probe)
+
+
+def run_toybench(
+    model,
+    prompts: Sequence[str],
+    schedule: str | None = None,
+    seed: int = 0,
+    guidance: float | None = None,
+    probe: AttributeProbe | None = None,
+    size: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> dict:
+    """`evaluate` with the prompts first (the original argument order)."""
+    return evaluate(model, schedule, prompts, seed, guidance, probe, size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     size = (args.frames, args.height, args.width)
-    result = run_toybench(model, prompts, args.schedule, args.seed, args.guidance, size=size)
+    result = evaluate(model, args.schedule, prompts, args.seed, args.guidance, size=size)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
