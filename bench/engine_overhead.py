@@ -22,7 +22,8 @@ from engine.sampling import cfg_denoiser, sample
 
 def measure(model_name: str, schedule: str, repeats: int, seed: int = 0) -> dict:
     model = load_model(model_name, device="cpu")
-    request = make_request(model, "a red circle moving left on a black background", schedule=schedule, seed=seed)
+    prompt = "a red circle moving left on a black background"
+    request = make_request(model, prompt, schedule=schedule, seed=seed)
     cond, uncond = model.encode_prompt([request.prompt], [request.negative_prompt])
     forward_time = [0.0]
     started = [0.0]
