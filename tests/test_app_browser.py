@@ -8,6 +8,10 @@ import pytest
 from app_fixtures import CHROMIUM_ARGS, PROMPT, REPO_ROOT, chromium_path, running_studio
 from playwright.sync_api import expect, sync_playwright
 
+from engine.zoo import default_model_name, read_card
+
+DEFAULT_MODEL = default_model_name()  # pyramidal-wan-tiny once the zoo is shipped, else random-tiny
+DEFAULT_SCHEDULE = read_card(DEFAULT_MODEL).schedule
 SCREENSHOT = REPO_ROOT / "outputs" / "app-screenshot.png"
 WAIT_MS = 120_000
 
@@ -20,7 +24,9 @@ def page(tmp_path_factory):
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(studio.url)
         # The page load fills the model list (the engine is imported lazily, after the page is up).
-        expect(page.locator("#model input")).to_have_value(re.compile("random-tiny"), timeout=WAIT_MS)
+        expect(page.locator("#model input")).to_have_value(
+            re.compile(re.escape(DEFAULT_MODEL)), timeout=WAIT_MS
+        )
         yield page
         browser.close()
 
@@ -28,15 +34,15 @@ def page(tmp_path_factory):
 def test_generate_shows_each_stage_then_the_video(page):
     page.locator("#prompt textarea").fill(PROMPT)
     schedule = page.locator("#schedule :is(input, textarea)")
-    expect(schedule).to_have_value("2-2-1")  # the model's default schedule
-    expect(page.locator("#presets input[value='2-2-1']")).to_be_checked()
+    expect(schedule).to_have_value(DEFAULT_SCHEDULE)  # the model's default schedule
+    expect(page.locator(f"#presets input[value='{DEFAULT_SCHEDULE}']")).to_be_checked()
     page.locator("#generate-btn").click()
 
     previews = page.locator("#stage-previews .thumbnail-item")
     expect(previews).to_have_count(3, timeout=WAIT_MS)
     video = page.locator("#final-video video")
     expect(video).to_be_visible(timeout=WAIT_MS)
-    expect(video).to_have_attribute("src", re.compile(r"2-2-1-seed\d+\.mp4"))
+    expect(video).to_have_attribute("src", re.compile(re.escape(DEFAULT_SCHEDULE) + r"-seed\d+\.mp4"))
     captions = page.locator("#stage-previews .caption-label").all_inner_texts()
     assert [c.split(" · ")[0] for c in captions] == ["stage 0", "stage 1", "stage 2"]
     assert "5×32×32 px" in captions[0] and "17×128×128 px" in captions[2]
