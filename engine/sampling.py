@@ -65,8 +65,7 @@ def cfg_denoiser(
     use_cfg = uncond is not None and guidance != 1.0
     context = cond if not use_cfg else torch.cat([cond, uncond])
     param = next(transformer.parameters())
-    # only models with diffusers cache hooks enabled need a context (entering one costs ~0.1 ms a step)
-    cache_context = transformer.cache_context if getattr(transformer, "is_cache_enabled", False) else None
+    cache_context = getattr(transformer, "cache_context", None)
 
     def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
         b = x.shape[0]
