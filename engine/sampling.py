@@ -65,13 +65,16 @@ def cfg_denoiser(
     use_cfg = uncond is not None and guidance != 1.0
     context = cond if not use_cfg else torch.cat([cond, uncond])
     param = next(transformer.parameters())
-    cache_context = getattr(transformer, "cache_context", None)
 
     def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
         b = x.shape[0]
         inp = torch.cat([x, x]) if use_cfg else x
         t = torch.full((inp.shape[0],), 1000.0 * sigma, device=param.device, dtype=torch.float32)
-        ctx = cache_context(f"stage{stage}") if cache_context is not None else nullcontext()
+        ctx = (
+            transformer.cache_context(f"stage{stage}")
+            if hasattr(transformer, "cache_context")
+            else nullcontext()
+        )
         with torch.no_grad(), ctx:
             v = transformer(
                 hidden_states=inp.to(param.device, param.dtype),
@@ -80,7 +83,8 @@ def cfg_denoiser(
                 return_dict=False,
             )[0].to(x.device, torch.float32)
         if use_cfg:
-            v = torch.lerp(v[b:], v[:b], guidance)  # v_uncond + guidance·(v_cond − v_uncond), one kernel
+            v_cond, v_uncond = v[:b], v[b:]
+            v = v_uncond + guidance * (v_cond - v_uncond)
         return v
 
     return denoise
