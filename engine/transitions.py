@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pywt
 import torch
+import torch.nn.functional as F
 
 from engine.pyramid import jump_sigma
 
@@ -53,8 +54,13 @@ def _analysis_matrix_np(wavelet: str, n: int) -> np.ndarray:
     return np.concatenate([low, high], axis=0)
 
 
+@functools.lru_cache(maxsize=256)
 def analysis_matrix(wavelet: str, n: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """(n × n) orthonormal analysis matrix as a tensor; rows 0…n/2−1 are the low band."""
+    """(n × n) orthonormal analysis matrix as a tensor; rows 0…n/2−1 are the low band.
+
+    Cached per (wavelet, n, dtype, device): the sampler applies the same few matrices at every jump.
+    Treat the result as read-only.
+    """
     return torch.as_tensor(_analysis_matrix_np(wavelet, n), dtype=dtype, device=device)
 
 
@@ -67,23 +73,54 @@ def _low(wavelet: str, n: int, x: torch.Tensor) -> torch.Tensor:
     return analysis_matrix(wavelet, n, x.dtype, x.device)[: n // 2]
 
 
+def _check_even(x: torch.Tensor, temporal: bool) -> None:
+    axes = [("height", x.shape[3]), ("width", x.shape[4])]
+    if temporal:
+        axes.append(("latent frames after the first", x.shape[2] - 1))
+    for name, n in axes:
+        if n % 2:
+            raise ValueError(f"a wavelet axis needs an even length, got {name} = {n}")
+
+
 def downsample(x: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True) -> torch.Tensor:
     """R↓: (B, C, T, H, W) → (B, C, (T−1)/2+1, H/2, W/2) (T kept when temporal=False)."""
+    temporal = temporal and x.shape[2] > 1
+    if wavelet != "haar":
+        return _downsample_matrix(x, wavelet, temporal)
+    _check_even(x, temporal)  # c·L is the pair mean: average pooling, frame 0 pooled in space only
+    if not temporal:
+        return F.avg_pool3d(x, (1, 2, 2))
+    return torch.cat([F.avg_pool3d(x[:, :, :1], (1, 2, 2)), F.avg_pool3d(x[:, :, 1:], 2)], dim=2)
+
+
+def upsample(y: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True) -> torch.Tensor:
+    """R↑: (B, C, T, H, W) → (B, C, 2(T−1)+1, 2H, 2W) (T kept when temporal=False). R↑R↓ is a projection."""
+    temporal = temporal and y.shape[2] > 1
+    if wavelet != "haar":
+        return _upsample_matrix(y, wavelet, temporal)
+    # c⁻¹·Lᵀ repeats each value: nearest upsampling, frame 0 in space only
+    if not temporal:
+        return F.interpolate(y, scale_factor=(1, 2, 2), mode="nearest")
+    first = F.interpolate(y[:, :, :1], scale_factor=(1, 2, 2), mode="nearest")
+    return torch.cat([first, F.interpolate(y[:, :, 1:], scale_factor=2, mode="nearest")], dim=2)
+
+
+def _downsample_matrix(x: torch.Tensor, wavelet: str, temporal: bool) -> torch.Tensor:
+    """R↓ for any orthogonal wavelet, as per-axis matrix products (Haar's fast path must agree)."""
     for dim in (3, 4):
         x = _C * _apply(x, _low(wavelet, x.shape[dim], x), dim)
-    if temporal and x.shape[2] > 1:
+    if temporal:
         rest = x[:, :, 1:]
         rest = _C * _apply(rest, _low(wavelet, rest.shape[2], x), 2)
         x = torch.cat([x[:, :, :1], rest], dim=2)
     return x
 
 
-def upsample(y: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True) -> torch.Tensor:
-    """R↑: (B, C, T, H, W) → (B, C, 2(T−1)+1, 2H, 2W) (T kept when temporal=False). R↑R↓ is a projection."""
+def _upsample_matrix(y: torch.Tensor, wavelet: str, temporal: bool) -> torch.Tensor:
     for dim in (3, 4):
         n = 2 * y.shape[dim]
         y = _apply(y, _low(wavelet, n, y).T, dim) / _C
-    if temporal and y.shape[2] > 1:
+    if temporal:
         rest = y[:, :, 1:]
         n = 2 * rest.shape[2]
         rest = _apply(rest, _low(wavelet, n, y).T, 2) / _C

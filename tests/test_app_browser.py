@@ -76,8 +76,11 @@ def test_bad_input_shows_a_message_not_a_trace(page):
     expect(page.locator("#schedule-note")).to_contain_text("OK: 20 + 20 + 10 steps")
 
 
-@pytest.mark.xfail(reason="flaky since the zoo became the default model: waits for exactly one preview; "
-                   "see the session note (known flake, fix first)", strict=False)
+@pytest.mark.xfail(
+    reason="flaky since the zoo became the default model: waits for exactly one preview; "
+    "see the session note (known flake, fix first)",
+    strict=False,
+)
 def test_stop_cancels_a_running_generation(page):
     page.locator("#prompt textarea").fill(PROMPT)
     page.locator("#schedule :is(input, textarea)").fill("200-200-200")

@@ -40,6 +40,27 @@ def test_haar_is_average_pooling_and_nearest_upsampling():
     assert torch.allclose(up[:, :, 1], up[:, :, 2]) and torch.allclose(up[:, :, 1, 0, 0], up[:, :, 1, 1, 1])
 
 
+@pytest.mark.parametrize("temporal", [True, False])
+def test_haar_fast_path_matches_the_wavelet_matrices(temporal):
+    from engine.transitions import _downsample_matrix, _upsample_matrix
+
+    x = torch.randn(2, 3, 5, 8, 6, dtype=torch.float64)
+    assert torch.allclose(
+        downsample(x, "haar", temporal), _downsample_matrix(x, "haar", temporal), atol=1e-12
+    )
+    y = torch.randn(2, 3, 3, 4, 3, dtype=torch.float64)
+    fast, matrix = upsample(y, "haar", temporal), _upsample_matrix(y, "haar", temporal)
+    assert torch.allclose(fast, matrix, atol=1e-12)
+
+
+@pytest.mark.parametrize("wavelet", WAVELETS)
+def test_odd_axes_are_refused_not_floored(wavelet):
+    with pytest.raises(ValueError, match="even length"):
+        downsample(torch.zeros(1, 1, 5, 6, 7), wavelet)
+    with pytest.raises(ValueError, match="even length"):
+        downsample(torch.zeros(1, 1, 4, 6, 6), wavelet)  # 3 frames after the first
+
+
 @pytest.mark.parametrize("wavelet", WAVELETS)
 @pytest.mark.parametrize("temporal", [True, False])
 def test_up_down_is_a_projection(wavelet, temporal):
