@@ -190,9 +190,18 @@ class Handlers:
             for view in self._stream(key, params, request, progress):
                 yield view.gallery(), view.video, view.readout(), view.request.seed, view.details()
 
-    def stop(self, request: gr.Request) -> None:
+    def stop(self, request: gr.Request) -> str:
+        """Stop button: flag this session's runs (each stops within one denoising step and frees its model)
+        and say so here. gradio's own `cancels=` on the button withdraws queued requests and drops any
+        late output, so the message cannot come from the cancelled run itself. Returns the readout."""
         n = self.cancels.cancel(request.session_hash if request else None)
-        gr.Info("Stopping the run…" if n else "Nothing was running.", title="Stop")
+        if n:
+            message = "The generation was cancelled; nothing more will be produced for it."
+            gr.Warning(message, title="Cancelled")
+        else:
+            message = "Nothing was generating; a request still waiting in the queue was withdrawn."
+            gr.Info(message, title="Stop")
+        return f"**Stopped.** {message}"
 
     def _params(
         self,

@@ -326,7 +326,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
             show_progress_on=[video],
             **engine_events,
         )
-        stop_btn.click(h.stop, None, None, cancels=[gen_event], queue=False, **PRIVATE)
+        stop_btn.click(h.stop, None, readout, cancels=[gen_event], queue=False, **PRIVATE)
         surprise_btn.click(h.surprise, None, prompt, queue=False, **PRIVATE)
         settings = [schedule, guidance, frames, height, width, model_info]
         model.input(h.model_settings, model, settings, **PRIVATE)
@@ -378,7 +378,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                     **PRIVATE,
                 )
             )
-        c_stop.click(h.stop, None, None, cancels=cmp_events, queue=False, **PRIVATE)
+        c_stop.click(h.stop, None, summary, cancels=cmp_events, queue=False, **PRIVATE)
         n_runs.change(
             lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_RUNS)],
             n_runs,

@@ -215,3 +215,10 @@ def test_config_reads_model_folders_from_the_environment(monkeypatch, tmp_path):
     assert config.workers == 3 and config.queue_size == 16
     with pytest.raises(ValueError, match="per_model must be at least 1"):
         AppConfig.from_env(per_model=0)
+
+
+def test_stop_reports_what_it_stopped(handlers):
+    request = SimpleNamespace(session_hash="user-3")
+    assert "Nothing was generating" in handlers.stop(request)
+    with handlers.cancels.run("user-3") as cancelled:
+        assert "cancelled" in handlers.stop(request) and cancelled()
