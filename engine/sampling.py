@@ -104,11 +104,14 @@ def sample(
     step_rule: str = "euler",
     wavelet: str = DEFAULT_WAVELET,
     shift: float = 1.0,
+    noise: torch.Tensor | None = None,
 ) -> Iterator[Event]:
     """Pyramidal sampling over the stages of `geometry` with `counts` steps each (low → high).
 
     Leading stages with 0 steps are skipped and the first active stage starts at σ = 1 from noise at
     its own resolution; "0-0-N" is therefore exactly the plain full-resolution sampler.
+    `noise`: the full-resolution initial draw (batch_size, *full latent shape) instead of one from
+    `generator` (which still supplies any later noise); lower stages use its projections.
     Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict x0 = x − σ·v, renoise to σ'
     with fresh noise; the rule few-step distilled generators are trained with).
     """
@@ -122,8 +125,11 @@ def sample(
     done = 0
     stage_times: list[float] = []
 
-    eps_full = torch.randn(
-        (batch_size, *geometry.full.latent_shape), generator=generator, device=generator.device
+    shape = (batch_size, *geometry.full.latent_shape)
+    if noise is not None and tuple(noise.shape) != shape:
+        raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
+    eps_full = (
+        noise if noise is not None else torch.randn(shape, generator=generator, device=generator.device)
     )
     eps = noise_pyramid(eps_full.float().cpu(), geometry, wavelet)
     x = eps[first].clone()

@@ -73,10 +73,19 @@ def pyramid_sample(
     y: list[torch.Tensor], k: int, geometry, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x, σ, velocity target) for stage k from clean latents y (per stage, low → high), DESIGN §6."""
+    y_k = y[k]
+    eps = torch.randn(y_k.shape, generator=generator).to(y_k)
+    rho = torch.rand(y_k.shape[0], generator=generator).to(y_k)
+    return pyramid_point(y, k, geometry, eps, rho)
+
+
+def pyramid_point(
+    y: list[torch.Tensor], k: int, geometry, eps: torch.Tensor, rho: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The stage-k point at position ρ ∈ [0, 1] (0: the end point, 1: the start point) for noise eps:
+    (x, σ, velocity target). Linear in y, so gradients flow through it (DMD-PT renoises with it)."""
     stage = geometry.stages[k]
     y_k = y[k]
-    b = y_k.shape[0]
-    eps = torch.randn(y_k.shape, generator=generator).to(y_k)
     s_end = stage.sigma_end
     s_start = 1.0 if k == 0 else stage.sigma_start
     end = (1 - s_end) * y_k + s_end * eps
@@ -86,7 +95,7 @@ def pyramid_sample(
         start = (1 - s_start) * upsample(
             y[k - 1], temporal=geometry.stages[k - 1].temporal_halved
         ) + s_start * eps
-    rho = torch.rand(b, generator=generator).to(y_k).view(-1, 1, 1, 1, 1)
+    rho = rho.view(-1, 1, 1, 1, 1)
     x = (1 - rho) * end + rho * start
     sigma = ((1 - rho) * s_end + rho * s_start).view(-1)
     target = (start - end) / (s_start - s_end)
