@@ -216,12 +216,14 @@ def test_stage_clean_inverts_the_pyramidal_forward_process():
         ("pt-star", []),
         ("ot", ["teacher=wan-tiny", "teacher_lowres_steps=2"]),
         ("plain", ["generator=wan-tiny", "teacher=wan-tiny", "schedule=0-0-2"]),
+        ("adv", []),
+        ("adv", ["teacher=wan-tiny"]),
     ],
 )
 def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     from trainers import distill
 
-    variant = f"dmd-{method}"
+    variant = f"dmd-{method}-{len(extra)}"
     distill.main(
         [
             f"out_dir={zoo}/runs/{variant}",
@@ -240,7 +242,7 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
         ]
     )
     log = (zoo / f"runs/{variant}/log.csv").read_text().splitlines()
-    assert "dmd" in log[0] and "critic" in log[0] and len(log) == 3
+    assert ("adv" if method == "adv" else "dmd") in log[0] and "critic" in log[0] and len(log) == 3
     card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
     assert card["step_rule"] == "x0" and card["guidance"] == 1.0
     model = load_model(str(zoo / "zoo" / variant), device="cpu")
@@ -248,3 +250,30 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     request = make_request(model, prompt, frames=17, height=64, width=64)
     assert request.step_rule == "x0" and request.guidance == 1.0
     assert run(model, request).frames.shape == (17, 64, 64, 3)
+
+
+def test_feature_discriminator_trains_heads_only_and_passes_gradients_to_its_input():
+    from diffusers import WanTransformer3DModel
+
+    from trainers.distill import FeatureDiscriminator
+
+    torch.manual_seed(0)
+    net = WanTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        text_dim=8,
+        freq_dim=8,
+        ffn_dim=16,
+        num_layers=2,
+        rope_max_seq_len=64,
+    )
+    d = FeatureDiscriminator(net)
+    x = torch.randn(3, 4, 2, 4, 4, requires_grad=True)
+    logits = d(x, torch.rand(3), torch.randn(3, 5, 8))
+    assert logits.shape == (3,)
+    logits.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+    assert all(p.grad is not None for p in d.heads.parameters())

@@ -27,6 +27,10 @@ Methods differ in how x̂0 is renoised and where the gradient is applied:
   x = (1−t)·x̂0 + t·ε; `teacher_lowres_steps` first finetunes the teacher by plain flow matching on the
   lower stages' clean latents (DESIGN §7: "first briefly finetuned to work at the low resolutions");
 - `plain`: the same as `ot` for a full-resolution schedule such as 0-0-4 (the Wan-DMD baseline).
+- `adv`: no critic; discriminator heads on the frozen teacher's block features (mean over tokens) tell
+  renoised real clips (the latent cache) from renoised generator samples; hinge loss; the generator's
+  loss is λ_adv·adv + λ_rec·rec with rec the regression below. Pyramidal renoising when the teacher is
+  pyramidal, plain otherwise.
 A supervised term (`reg_weight`, ≈ 0.01) regresses x̂0 onto the teacher's own ODE output from the same
 initial noise, projected to the stage's resolution; the pairs are generated once into out_dir/pairs.pt.
 """
@@ -49,12 +53,13 @@ from engine.sampling import cfg_denoiser, sample
 from engine.schedule import parse_schedule
 from engine.transitions import downsample
 from trainers.common import Run, TrainConfig, parse_config
+from trainers.data import cached
 from trainers.pyramidalize import pyramid_point, pyramid_sample
 from trainers.zoo import export_variant, tiny_card, velocity
 from world.captions import caption
 from world.split import sample_attributes
 
-METHODS = ("pt", "pt-star", "ot", "plain")
+METHODS = ("pt", "pt-star", "ot", "plain", "adv")
 
 
 @dataclasses.dataclass
@@ -72,6 +77,8 @@ class DistillConfig(TrainConfig):
     reg_weight: float = 0.01
     pairs: int = 256  # teacher ODE pairs (prompts + initial noise) the training draws from
     pair_schedule: str = ""  # the teacher's schedule for the pairs; empty: the teacher card's default
+    adv_weight: float = 1.0  # `adv`: generator loss λ_adv·adv + λ_rec·rec (DESIGN §7: 1 and 2)
+    rec_weight: float = 2.0
     teacher_lowres_steps: int = 0  # `ot`: plain flow-matching steps of the teacher on lower stages first
     cache: str = "runs/cache/train-17x128x128.pt"  # lower-stage clean latents for teacher_lowres_steps
     cache_clips: int = 6000
@@ -149,6 +156,28 @@ def make_pairs(teacher, geometry, n: int, schedule: str, guidance: float, seed: 
     return {"captions": captions, "noise": noise, "output": torch.cat(outputs), "schedule": schedule}
 
 
+class FeatureDiscriminator(torch.nn.Module):
+    """Hinge-loss discriminator: one linear head per block of a frozen Wan transformer, on that block's
+    output averaged over tokens; the logit is the sum of the heads'. Gradients reach the input through
+    the frozen transformer (the generator is trained through it)."""
+
+    def __init__(self, transformer) -> None:
+        super().__init__()
+        self.transformer = transformer.requires_grad_(False).eval()
+        dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+        self.heads = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.LayerNorm(dim), torch.nn.Linear(dim, 1)) for _ in transformer.blocks
+        )
+        self._features: list[torch.Tensor] = []
+        for block in transformer.blocks:
+            block.register_forward_hook(lambda _m, _a, out: self._features.append(out.mean(dim=1)))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        self._features = []
+        velocity(self.transformer, x, sigma, text)
+        return sum(head(f) for head, f in zip(self.heads, self._features)).view(-1)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(DistillConfig, argv, __doc__.splitlines()[0])
     if cfg.method not in METHODS:
@@ -166,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         card.frames, card.height, card.width, card.num_stages, init.latent_channels, card.boundaries
     )
     counts = parse_schedule(cfg.schedule, geometry.num_stages)
-    pyramidal_renoise = cfg.method in ("pt", "pt-star")
+    adversarial = cfg.method == "adv"
+    pyramidal_renoise = cfg.method in ("pt", "pt-star") or (adversarial and teacher.card.pyramidal)
     if pyramidal_renoise and not teacher.card.pyramidal:
         raise SystemExit(f"method {cfg.method} needs a pyramidal teacher; {cfg.teacher} is not one")
 
@@ -189,11 +219,25 @@ def main(argv: list[str] | None = None) -> None:
         from diffusers import WanTransformer3DModel
 
         teacher_net = WanTransformer3DModel.from_pretrained(out / "teacher-lowres").requires_grad_(False)
-    critic = copy.deepcopy(teacher_net).requires_grad_(True).train()
+    if adversarial:
+        critic = FeatureDiscriminator(teacher_net)
+        real_data = cached(
+            teacher.vae,
+            cfg.cache,
+            clips=cfg.cache_clips,
+            seed=cfg.seed,
+            frames=card.frames,
+            height=card.height,
+            width=card.width,
+            num_stages=geometry.num_stages,
+        )
+    else:
+        critic = copy.deepcopy(teacher_net).requires_grad_(True).train()
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
     del init
     run = Run(cfg, generator)
-    critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, betas=(0.0, 0.99))
+    critic_params = [p for p in critic.parameters() if p.requires_grad]
+    critic_opt = torch.optim.AdamW(critic_params, lr=cfg.critic_lr, betas=(0.0, 0.99))
     critic, critic_opt = run.accelerator.prepare(critic, critic_opt)
     critic_state = out / "state" / "critic.pt"
     if critic_state.exists():
@@ -262,6 +306,33 @@ def main(argv: list[str] | None = None) -> None:
             x, target = (1 - s) * x0 + s * eps, eps - x0
         return F.mse_loss(velocity(critic, x, sigma, text).float(), target.float())
 
+    def rec_loss(x0: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
+        return F.mse_loss(x0, project_to_stage(pairs["output"][rows], k, geometry))
+
+    def adversarial_step(x0, k, text, rows, step, metrics):
+        latents, captions = real_data.sample(step, len(rows))
+        with torch.no_grad():
+            real_text, _ = teacher.encode_prompt(captions, None)
+        y_real = [lat.to(x0) for lat in latents[: k + 1]]
+        if pyramidal_renoise:
+            x_real, s_real, _ = pyramid_sample(y_real, k, geometry, gen)
+        else:
+            x_real, s_real, _ = renoise(y_real[k], k)
+        x_fake, s_fake, _ = renoise(x0, k)
+        for _ in range(max(1, cfg.critic_updates)):
+            d_loss = F.relu(1 - critic(x_real, s_real, real_text)).mean()
+            d_loss = d_loss + F.relu(1 + critic(x_fake.detach(), s_fake, text)).mean()
+            critic_opt.zero_grad(set_to_none=True)
+            run.accelerator.backward(d_loss)
+            critic_opt.step()
+        adv = -critic(x_fake, s_fake, text).mean()  # through the frozen teacher to x̂0
+        rec = rec_loss(x0, rows, k)
+        metrics.update(critic=float(d_loss.detach()), adv=float(adv.detach()), reg=float(rec.detach()))
+        forwards = 3 + 3 * max(1, cfg.critic_updates) * 2 + 3  # generator, D on real + fake, G's D pass
+        tflops[0] += len(rows) * stage_flops[k] * forwards
+        metrics["train_tflops"] = tflops[0]
+        return cfg.adv_weight * adv + cfg.rec_weight * rec, metrics
+
     def loss_fn(step: int):
         rows = torch.randint(0, len(pairs["captions"]), (cfg.batch_size,), generator=gen)
         j = int(torch.randint(0, len(step_of), (1,), generator=gen))
@@ -272,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
         x0 = x_j - s_j * v
         metrics = {"stage": k, "sigma": s_j}
 
+        if adversarial:
+            return adversarial_step(x0, k, text, rows, step, metrics)
         for _ in range(cfg.critic_updates):  # the critic follows the generator's current samples
             c_loss = critic_loss(x0.detach(), k, text)
             critic_opt.zero_grad(set_to_none=True)
@@ -298,8 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             loss = dmd_loss(x0, dmd_gradient(x - s * v_fake, x - s * v_real, x0.detach()))
         metrics["dmd"] = float(loss.detach())
         if cfg.reg_weight:
-            target = project_to_stage(pairs["output"][rows], k, geometry)
-            reg = F.mse_loss(x0, target)
+            reg = rec_loss(x0, rows, k)
             metrics["reg"] = float(reg.detach())
             loss = loss + cfg.reg_weight * reg
         # forwards: unroll j, generator 3 (fwd + bwd), critic 3 per update + 1, teacher 1 or 2 (CFG)
@@ -339,7 +411,6 @@ def main(argv: list[str] | None = None) -> None:
 def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, out: Path) -> None:
     """DMD-OT's preparation: plain flow matching of the original model on the lower stages' clean
     latents (all σ ∈ (0, 1)), so its real score is meaningful at low resolution."""
-    from trainers.data import cached
     from trainers.zoo import tokenize
 
     data = cached(
