@@ -149,6 +149,11 @@ def add_ratios(rows: list[dict]) -> None:
         base = own.get(r["model"]) or (plain[0] if plain else None)
         r["baseline"] = f"{base['model']} {BASELINE}" if base else None
         r["seconds_ratio"] = r["seconds_per_video"] / base["seconds_per_video"] if base else None
+        sampling, base_sampling = (
+            r.get("sampling_seconds_per_video"),
+            (base or {}).get("sampling_seconds_per_video"),
+        )
+        r["sampling_ratio"] = sampling / base_sampling if sampling and base_sampling else None
         r["tflops_ratio"] = r["tflops_per_video"] / base["tflops_per_video"] if base else None
 
 
@@ -174,6 +179,8 @@ TABLE_HEADER = (
     "FLOPs ratio",
     "s / video",
     "measured ratio",
+    "denoising s",
+    "denoising ratio",
     *ADHERENCE_COLUMNS,
     "all, held-out",
     "FD",
@@ -200,6 +207,8 @@ def table_rows(rows: Sequence[dict]) -> list[list[str]]:
                 _ratio(r["tflops_ratio"]) + mark,
                 _num(r["seconds_per_video"]),
                 _ratio(r["seconds_ratio"]) + mark,
+                _num(r.get("sampling_seconds_per_video")),
+                _ratio(r.get("sampling_ratio")) + (mark if r.get("sampling_ratio") else ""),
                 *(_pct(r["adherence"][k]) for k in ADHERENCE_COLUMNS),
                 _pct(held["all"] if held else None),
                 f"{r['fd']:.1f}",
@@ -263,6 +272,8 @@ def write_markdown(rows: Sequence[dict], path: Path, meta: dict, plot: Path | No
         "- **s / video**: measured wall time of one generation (prompt encoding, sampling, VAE decode), "
         "mean over the prompts; **measured ratio**: to the same model's 0-0-50 run, measured in this "
         "process with the schedules interleaved prompt by prompt after an untimed warm-up.",
+        "- **denoising s**: the part of s / video spent in the sampler (transformer steps and the "
+        "pyramid's jumps; no prompt encoding, no VAE decode); **denoising ratio**: the same ratio for it.",
         "- **shape … all**: ToyBench adherence in % (the probe's reading vs the caption; `all` = shape, "
         "color, background and motion all right); **all, held-out**: `all` on the held-out compositions.",
         "- **FD**: Fréchet distance of probe features to real renders of the same captions; **FD floor**: "

@@ -85,6 +85,7 @@ class Generation:
     request: Request  # of the last prompt: schedule, geometry and guidance are the same for all
     videos: list[torch.Tensor] = field(default_factory=list)  # each (3, F, H, W) in [-1, 1]
     seconds: list[float] = field(default_factory=list)  # wall time of each generation
+    sampling_seconds: list[float] = field(default_factory=list)  # of which denoising (no encode/decode)
     tflops: list[float] = field(default_factory=list)  # the engine's FLOPs model, CFG included
 
 
@@ -136,6 +137,7 @@ def add_to(generation: Generation, video: torch.Tensor, result: Result) -> None:
     generation.request = result.request
     generation.videos.append(video)
     generation.seconds.append(result.total_seconds)
+    generation.sampling_seconds.append(result.sampling_seconds)
     generation.tflops.append(result.total_tflops)
 
 
@@ -188,6 +190,9 @@ def score(
         "temporal": scores["temporal"],
         "centroid_motion": scores["centroid_motion"],
         "seconds_per_video": float(np.mean(generation.seconds)),
+        "sampling_seconds_per_video": float(np.mean(generation.sampling_seconds))
+        if generation.sampling_seconds
+        else None,
         "tflops_per_video": float(np.mean(generation.tflops)),
     }
 

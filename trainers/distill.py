@@ -77,13 +77,14 @@ class DistillConfig(TrainConfig):
     reg_weight: float = 0.01
     pairs: int = 256  # teacher ODE pairs (prompts + initial noise) the training draws from
     pair_schedule: str = ""  # the teacher's schedule for the pairs; empty: the teacher card's default
+    pairs_file: str = ""  # where the pairs live (shared between runs with the same teacher); default out_dir
     adv_weight: float = 1.0  # `adv`: generator loss λ_adv·adv + λ_rec·rec (DESIGN §7: 1 and 2)
     rec_weight: float = 2.0
     teacher_lowres_steps: int = 0  # `ot`: plain flow-matching steps of the teacher on lower stages first
     cache: str = "runs/cache/train-17x128x128.pt"  # lower-stage clean latents for teacher_lowres_steps
     cache_clips: int = 6000
     batch_size: int = 16
-    lr: float = 5e-5
+    lr: float = 1e-4
     weight_decay: float = 0.0
     max_steps: int = 600
     warmup_steps: int = 20
@@ -202,12 +203,13 @@ def main(argv: list[str] | None = None) -> None:
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs_file = out / "pairs.pt"
+    pairs_file = Path(cfg.pairs_file) if cfg.pairs_file else out / "pairs.pt"
     if pairs_file.exists():
         pairs = torch.load(pairs_file)
     else:
         schedule = cfg.pair_schedule or teacher.card.schedule
         pairs = make_pairs(teacher, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed)
+        pairs_file.parent.mkdir(parents=True, exist_ok=True)
         torch.save(pairs, pairs_file)
     cond_all, uncond = teacher.encode_prompt(pairs["captions"], [""] * len(pairs["captions"]))
     uncond = uncond[:1]
