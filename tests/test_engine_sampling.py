@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import tiny_wan_transformer
 
 from engine.pyramid import stage_geometry
 from engine.sampling import sample, sample_plain
@@ -87,22 +88,11 @@ def test_unknown_step_rule():
 
 def test_diffusers_cache_hooks_get_one_context_per_stage():
     """A transformer with a diffusers cache enabled samples across resolutions (DESIGN §10)."""
-    from diffusers import FirstBlockCacheConfig, WanTransformer3DModel
+    from diffusers import FirstBlockCacheConfig
 
     from engine.sampling import cfg_denoiser
 
-    torch.manual_seed(0)
-    transformer = WanTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        out_channels=4,
-        text_dim=8,
-        freq_dim=8,
-        ffn_dim=16,
-        num_layers=2,
-        rope_max_seq_len=64,
-    ).eval()
+    transformer = tiny_wan_transformer().eval()
     cond, uncond = torch.randn(1, 4, 8), torch.zeros(1, 4, 8)
     plain = _run(cfg_denoiser(transformer, cond, uncond, 3.0), [2, 2, 1])[-1].x0
     transformer.enable_cache(FirstBlockCacheConfig(threshold=0.5))

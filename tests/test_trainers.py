@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_wan_transformer
 
 from engine.models import load_model
 from engine.pipeline import make_request, run
@@ -253,22 +254,9 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
 
 
 def test_feature_discriminator_trains_heads_only_and_passes_gradients_to_its_input():
-    from diffusers import WanTransformer3DModel
-
     from trainers.distill import FeatureDiscriminator
 
-    torch.manual_seed(0)
-    net = WanTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        out_channels=4,
-        text_dim=8,
-        freq_dim=8,
-        ffn_dim=16,
-        num_layers=2,
-        rope_max_seq_len=64,
-    )
+    net = tiny_wan_transformer()
     d = FeatureDiscriminator(net)
     x = torch.randn(3, 4, 2, 4, 4, requires_grad=True)
     logits = d(x, torch.rand(3), torch.randn(3, 5, 8))

@@ -30,3 +30,22 @@ def test_every_variant_generates_with_its_default_schedule():
 def test_default_model_is_the_pyramidal_one_when_shipped():
     expected = "pyramidal-wan-tiny" if "pyramidal-wan-tiny" in zoo_models() else "random-tiny"
     assert default_model_name() == expected
+
+
+def test_distilled_generators_are_shipped_and_run_few_step_from_the_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from engine.video import read_mp4
+
+    for name, schedule in (("pyramidal-wan-tiny-dmd", "2-2-1"), ("wan-tiny-dmd", "0-0-1")):
+        card = read_card(name)
+        assert card.step_rule == "x0" and card.guidance == 1.0
+        out = tmp_path / f"{name}.mp4"
+        cmd = [sys.executable, "-m", "engine", "generate", "--model", name, "--schedule", schedule]
+        cmd += ["--prompt", "a blue square moving up on a white background", "--out", str(out), "--json"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert summary["schedule"] == schedule and summary["step_rule"] == "x0"
+        assert read_mp4(out).shape[0] == card.frames

@@ -223,16 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         teacher_net = WanTransformer3DModel.from_pretrained(out / "teacher-lowres").requires_grad_(False)
     if adversarial:
         critic = FeatureDiscriminator(teacher_net)
-        real_data = cached(
-            teacher.vae,
-            cfg.cache,
-            clips=cfg.cache_clips,
-            seed=cfg.seed,
-            frames=card.frames,
-            height=card.height,
-            width=card.width,
-            num_stages=geometry.num_stages,
-        )
+        real_data = clean_latents(teacher, card, geometry, cfg)
     else:
         critic = copy.deepcopy(teacher_net).requires_grad_(True).train()
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
@@ -410,12 +401,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"exported {export_variant(cfg.variant, ema, distilled, zoo)}")
 
 
-def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, out: Path) -> None:
-    """DMD-OT's preparation: plain flow matching of the original model on the lower stages' clean
-    latents (all σ ∈ (0, 1)), so its real score is meaningful at low resolution."""
-    from trainers.zoo import tokenize
-
-    data = cached(
+def clean_latents(teacher, card, geometry, cfg: DistillConfig):
+    """The procedural world's clean latents at every stage (the shared latent cache, built if missing)."""
+    return cached(
         teacher.vae,
         cfg.cache,
         clips=cfg.cache_clips,
@@ -425,6 +413,14 @@ def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, ou
         width=card.width,
         num_stages=geometry.num_stages,
     )
+
+
+def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, out: Path) -> None:
+    """DMD-OT's preparation: plain flow matching of the original model on the lower stages' clean
+    latents (all σ ∈ (0, 1)), so its real score is meaningful at low resolution."""
+    from trainers.zoo import tokenize
+
+    data = clean_latents(teacher, card, geometry, cfg)
     net = copy.deepcopy(teacher_net).requires_grad_(True).train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * 4)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
