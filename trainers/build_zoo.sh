@@ -23,9 +23,9 @@ $PY -m trainers.distill --max-minutes 10 max_steps=800 method=plain generator=wa
     schedule=0-0-4 variant=wan-tiny-dmd out_dir=runs/wan-tiny-dmd $PAIRS_WAN ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=pt-star variant=pyramidal-wan-tiny-dmd-ptstar \
     out_dir=runs/dmd-ptstar $PAIRS_PYR ${DMD_ARGS:-}
-$PY -m trainers.distill --max-minutes 12 max_steps=800 method=ot teacher=wan-tiny teacher_lowres_steps=200 \
+$PY -m trainers.distill --max-minutes 9 max_steps=800 method=ot teacher=wan-tiny teacher_lowres_steps=200 \
     variant=pyramidal-wan-tiny-dmd-ot out_dir=runs/dmd-ot $PAIRS_WAN ${DMD_ARGS:-}
-$PY -m trainers.distill --max-minutes 10 max_steps=800 method=adv variant=pyramidal-wan-tiny-adv \
+$PY -m trainers.distill --max-minutes 7 max_steps=800 method=adv variant=pyramidal-wan-tiny-adv \
     out_dir=runs/adv $PAIRS_PYR ${DMD_ARGS:-}
 # 5. the results table
 $PY -m bench.report --n 32 --threads 1

@@ -52,7 +52,7 @@ from engine.pyramid import stage_geometry
 from engine.sampling import cfg_denoiser, sample
 from engine.schedule import parse_schedule
 from engine.transitions import downsample
-from trainers.common import Run, TrainConfig, parse_config
+from trainers.common import Run, TrainConfig, parse_config, set_threads
 from trainers.data import cached
 from trainers.pyramidalize import pyramid_point, pyramid_sample
 from trainers.zoo import export_variant, tiny_card, velocity
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(DistillConfig, argv, __doc__.splitlines()[0])
     if cfg.method not in METHODS:
         raise SystemExit(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = Path(cfg.zoo_dir)
 
     def load(name: str):
