@@ -273,26 +273,27 @@ def main(argv: list[str] | None = None) -> None:
             return calls[-1]
         raise RuntimeError(f"step {j} is past the schedule {cfg.schedule}")
 
+    def clean_levels(x0: torch.Tensor, k: int) -> list:
+        """The clean signals pyramid_point reads for stage k: x̂0 and, below it, R↓x̂0 (differentiable)."""
+        y = [None] * k + [x0]
+        if k > 0:
+            y[k - 1] = downsample(x0, temporal=geometry.stages[k - 1].temporal_halved)
+        return y
+
     def renoise(x0: torch.Tensor, k: int):
         """(x, σ, ε) of x̂0 renoised at stage k, differentiable in x̂0."""
         b = x0.shape[0]
         eps = torch.randn(x0.shape, generator=gen)
         u = torch.rand(b, generator=gen) * 0.96 + 0.02
         if pyramidal_renoise:
-            y = [None] * k + [x0]
-            if k > 0:
-                y[k - 1] = downsample(x0, temporal=geometry.stages[k - 1].temporal_halved)
-            x, sigma, _ = pyramid_point(y, k, geometry, eps, u)
+            x, sigma, _ = pyramid_point(clean_levels(x0, k), k, geometry, eps, u)
             return x, sigma, eps
         s = u.view(-1, 1, 1, 1, 1)
         return (1 - s) * x0 + s * eps, u, eps
 
     def critic_loss(x0: torch.Tensor, k: int, text: torch.Tensor) -> torch.Tensor:
         if pyramidal_renoise:
-            y = [None] * k + [x0]
-            if k > 0:
-                y[k - 1] = downsample(x0, temporal=geometry.stages[k - 1].temporal_halved)
-            x, sigma, target = pyramid_sample(y, k, geometry, gen)
+            x, sigma, target = pyramid_sample(clean_levels(x0, k), k, geometry, gen)
         else:
             eps = torch.randn(x0.shape, generator=gen)
             sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
