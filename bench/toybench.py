@@ -2,7 +2,7 @@
 
     python -m bench.toybench --model NAME|PATH --schedule 20-20-10 [--prompts-file FILE | --n N]
                              [--seed S] [--guidance G] [--frames F --height H --width W] [--device cpu]
-                             [--json]
+                             [--step-rule euler|x0] [--json]
 
 Prompts are captions in the world's grammar (one per line in a prompts file). The default set is fixed by
 --seed: single-object captions, three in four from the training compositions and one in four held out
@@ -96,8 +96,10 @@ def generate_one(
     seed: int = 0,
     guidance: float | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
+    step_rule: str | None = None,
 ) -> tuple[torch.Tensor, Result]:
-    """One video (3, F, H, W) in [-1, 1] and the engine's Result (its seconds, TFLOPs and request)."""
+    """One video (3, F, H, W) in [-1, 1] and the engine's Result (its seconds, TFLOPs and request).
+    step_rule: None for the model card's."""
     from engine.pipeline import make_request, run
 
     request = make_request(
@@ -109,6 +111,7 @@ def generate_one(
         width=size[2],
         guidance=guidance,
         seed=seed,
+        step_rule=step_rule,
     )
     result = run(model, request)
     return torch.from_numpy(result.frames).permute(3, 0, 1, 2).float() / 127.5 - 1, result
@@ -121,13 +124,14 @@ def generate_videos(
     seed: int = 0,
     guidance: float | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
+    step_rule: str | None = None,
 ) -> Generation:
     """One video per prompt, prompt i with seed + i."""
     if not prompts:
         raise ValueError("no prompts to generate")
     generation = None
     for i, prompt in enumerate(prompts):
-        video, result = generate_one(model, prompt, schedule, seed + i, guidance, size)
+        video, result = generate_one(model, prompt, schedule, seed + i, guidance, size, step_rule)
         generation = generation or Generation(model.name, result.request)
         add_to(generation, video, result)
     return generation
@@ -205,12 +209,13 @@ def evaluate(
     guidance: float | None = None,
     probe: AttributeProbe | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
+    step_rule: str | None = None,
 ) -> dict:
     """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict.
 
     schedule: None for the model's own. size: (frames, height, width) overrides of the model's defaults
     (None keeps the default)."""
-    generation = generate_videos(model, prompts, schedule, seed, guidance, size)
+    generation = generate_videos(model, prompts, schedule, seed, guidance, size, step_rule)
     return score(generation, prompts, seed, probe)
 
 
@@ -241,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="default: the model's")
     parser.add_argument("--height", type=int, default=None, help="default: the model's")
     parser.add_argument("--width", type=int, default=None, help="default: the model's")
+    parser.add_argument("--step-rule", default=None, choices=["euler", "x0"], help="default: the model's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -259,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     size = (args.frames, args.height, args.width)
-    result = evaluate(model, args.schedule, prompts, args.seed, args.guidance, size=size)
+    result = evaluate(
+        model, args.schedule, prompts, args.seed, args.guidance, size=size, step_rule=args.step_rule
+    )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

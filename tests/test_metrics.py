@@ -149,6 +149,20 @@ def test_toybench_cli_on_random_tiny(tmp_path, capsys):
     assert out["fd"] > 3 * out["fd_floor"]
 
 
+def test_toybench_step_rule_reaches_the_sampler():
+    from bench.toybench import generate_one
+    from engine.models import load_model
+
+    model = load_model("random-tiny")
+    prompt = "a red square moving left on a black background"
+    videos = {}
+    for rule in ("euler", "x0"):
+        video, result = generate_one(model, prompt, "2-2-1", seed=3, size=(None, 64, 64), step_rule=rule)
+        assert result.request.step_rule == rule
+        videos[rule] = video
+    assert not torch.equal(videos["euler"], videos["x0"])
+
+
 def test_default_prompts_are_fixed_by_seed_and_mix_held_out():
     from bench.toybench import default_prompts
 

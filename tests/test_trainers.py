@@ -265,3 +265,17 @@ def test_feature_discriminator_trains_heads_only_and_passes_gradients_to_its_inp
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())
     assert all(p.grad is not None for p in d.heads.parameters())
+
+
+def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
+    from trainers.common import parse_config
+    from trainers.distill import DistillConfig
+
+    cfg = parse_config(DistillConfig, ["lr=2e-5", "critic_updates=5", "guidance=4", "variant=x"])
+    assert cfg.lr == 2e-5 and isinstance(cfg.lr, float)  # YAML 1.1 alone reads "2e-5" as a string
+    assert cfg.critic_updates == 5 and cfg.guidance == 4.0 and isinstance(cfg.guidance, float)
+    (tmp_path / "c.yaml").write_text("critic_lr: 1e-3\n")
+    assert parse_config(DistillConfig, ["--config", str(tmp_path / "c.yaml")]).critic_lr == 1e-3
+    for bad in (["lr=fast"], ["critic_updates=2.5"], ["no_such_key=1"]):
+        with pytest.raises(SystemExit):
+            parse_config(DistillConfig, bad)

@@ -71,10 +71,21 @@ def parse_config(cls: type, argv: list[str] | None = None, description: str = ""
         values[key] = yaml.safe_load(raw)
     if args.max_minutes is not None:
         values["max_minutes"] = args.max_minutes
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - fields)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         p.error(f"unknown config keys {unknown}; known: {sorted(fields)}")
+    for key, value in values.items():  # YAML reads 2e-5 as a string (1.1 wants 2.0e-5): coerce numbers
+        kind = type(fields[key].default)
+        if kind not in (int, float) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            continue
+        try:
+            number = float(value)
+            if kind is int and not number.is_integer():
+                raise ValueError
+            values[key] = kind(number)
+        except ValueError:
+            p.error(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
     return cls(**values)
 
 
