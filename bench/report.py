@@ -52,7 +52,8 @@ def relevant_schedules(card: ModelCard) -> list[str]:
     """The schedules a model is reported at, chosen from its card (later variants add a rule here).
 
     - distilled few-step generator (step_rule "x0"): pyramidal and plain few-step schedules;
-    - finetuned for the pyramid: the paper's pyramidal schedules and the plain 0-0-50 baseline;
+    - finetuned for the pyramid: the paper's pyramidal schedules, the plain 0-0-50 baseline, and 2-2-1
+      (the distilled generators' schedule without distillation: what distillation has to beat);
     - plain model: 0-0-50, 0-0-20, and 20-20-10 (pyramidal sampling without the finetune: what it buys).
     The card's own default schedule is added when missing; schedules that do not fit the card's number
     of stages are left out.
@@ -60,7 +61,7 @@ def relevant_schedules(card: ModelCard) -> list[str]:
     if card.step_rule == "x0":
         wanted = ["2-2-1", "1-1-1", "2-2-2", "0-0-4", "0-0-2", "0-0-1"]
     elif card.pyramidal:
-        wanted = [BASELINE, "20-20-10", "10-10-5", "4-4-2"]
+        wanted = [BASELINE, "20-20-10", "10-10-5", "4-4-2", "2-2-1"]
     else:
         wanted = [BASELINE, "0-0-20", "20-20-10"]
     wanted.append(card.schedule)

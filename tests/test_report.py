@@ -21,7 +21,13 @@ SIZE = ["--frames", "17", "--height", "64", "--width", "64"]
 
 
 def test_relevant_schedules_follow_the_card():
-    assert relevant_schedules(ModelCard(pyramidal=True)) == ["0-0-50", "20-20-10", "10-10-5", "4-4-2"]
+    assert relevant_schedules(ModelCard(pyramidal=True)) == [
+        "0-0-50",
+        "20-20-10",
+        "10-10-5",
+        "4-4-2",
+        "2-2-1",
+    ]
     assert relevant_schedules(ModelCard(pyramidal=False)) == ["0-0-50", "0-0-20", "20-20-10"]
     distilled = ModelCard(pyramidal=True, step_rule="x0", schedule="2-2-1", guidance=1.0)
     assert relevant_schedules(distilled) == ["2-2-1", "1-1-1", "2-2-2", "0-0-4", "0-0-2", "0-0-1"]
