@@ -253,6 +253,44 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     assert run(model, request).frames.shape == (17, 64, 64, 3)
 
 
+def test_distill_lora_trains_adapters_only_and_exports_a_plain_model(zoo):
+    from safetensors.torch import load_file
+
+    from trainers import distill
+
+    variant = "dmd-lora"
+    distill.main(
+        [
+            f"out_dir={zoo}/runs/{variant}",
+            f"zoo_dir={zoo}/zoo",
+            "method=pt-star",
+            f"variant={variant}",
+            "pairs=2",
+            "pair_schedule=0-0-2",
+            "batch_size=2",
+            "max_steps=3",
+            "critic_updates=1",
+            "lr=1e-2",
+            "ema_decay=0",
+            "lora_rank=2",
+            "log_every=1",
+        ]
+    )
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    before = load_file(zoo / "zoo" / "pyramidal-wan-tiny" / weights)
+    after = load_file(zoo / "zoo" / variant / weights)
+    assert before.keys() == after.keys()  # merged: no adapter or base_layer keys left
+    targeted = [k for k in before if any(f".{t}.weight" in k for t in distill.LORA_TARGETS)]
+    assert targeted and all(not torch.equal(before[k], after[k]) for k in targeted)
+    untouched = [k for k in before if k not in targeted]  # biases, norms, embeddings: frozen
+    assert untouched and all(torch.equal(before[k], after[k]) for k in untouched)
+    model = load_model(str(zoo / "zoo" / variant), device="cpu")
+    request = make_request(
+        model, "a red circle moving left on a black background", frames=17, height=64, width=64
+    )
+    assert run(model, request).frames.shape == (17, 64, 64, 3)
+
+
 def test_feature_discriminator_trains_heads_only_and_passes_gradients_to_its_input():
     from trainers.distill import FeatureDiscriminator
 

@@ -31,6 +31,8 @@ Methods differ in how x̂0 is renoised and where the gradient is applied:
   renoised real clips (the latent cache) from renoised generator samples; hinge loss; the generator's
   loss is λ_adv·adv + λ_rec·rec with rec the regression below. Pyramidal renoising when the teacher is
   pyramidal, plain otherwise.
+`lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
+weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 A supervised term (`reg_weight`, ≈ 0.01) regresses x̂0 onto the teacher's own ODE output from the same
 initial noise, projected to the stage's resolution; the pairs are generated once into out_dir/pairs.pt.
 
@@ -96,6 +98,10 @@ class DistillConfig(TrainConfig):
     warmup_steps: int = 20
     ema_decay: float = 0.99
     num_threads: int = 1
+    lora_rank: int = (
+        0  # > 0: train LoRA adapters of this rank instead of the whole generator (merged on export)
+    )
+    lora_alpha: float = 0.0  # LoRA scale numerator; 0: the rank (scale 1)
 
 
 class _Reached(Exception):
@@ -235,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         critic = copy.deepcopy(teacher_net).requires_grad_(True).train()
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
     del init
-    run = Run(cfg, generator)
+    if cfg.lora_rank:
+        add_lora(generator, cfg.lora_rank, cfg.lora_alpha or cfg.lora_rank)
+    run = Run(cfg, generator)  # trains the parameters that require grad: all, or the adapters
     critic_params = [p for p in critic.parameters() if p.requires_grad]
     critic_opt = torch.optim.AdamW(critic_params, lr=cfg.critic_lr, betas=(0.0, 0.99))
     critic, critic_opt = run.accelerator.prepare(critic, critic_opt)
@@ -406,7 +414,31 @@ def main(argv: list[str] | None = None) -> None:
                 height=card.height,
                 width=card.width,
             )
-            print(f"exported {export_variant(cfg.variant, ema, distilled, zoo)}")
+            print(f"exported {export_variant(cfg.variant, merged(ema), distilled, zoo)}")
+
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "net.0.proj", "net.2")  # attention and FFN linears
+
+
+def add_lora(transformer: torch.nn.Module, rank: int, alpha: float) -> None:
+    """Freeze the transformer and give its attention and FFN linears LoRA adapters (peft, through
+    diffusers' adapter API); only the adapters train. Their B matrices start at zero, so training starts
+    from the unchanged model."""
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS)))
+
+
+def merged(transformer: torch.nn.Module) -> torch.nn.Module:
+    """The transformer itself, or, when it carries LoRA adapters, a copy with them merged into its
+    weights: a plain diffusers model the engine loads like any other."""
+    if not getattr(transformer, "_hf_peft_config_loaded", False):
+        return transformer
+    plain = copy.deepcopy(transformer)
+    plain.fuse_lora()
+    plain.unload_lora()
+    return plain
 
 
 def clean_latents(teacher, card, geometry, cfg: DistillConfig):
