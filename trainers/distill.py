@@ -98,9 +98,7 @@ class DistillConfig(TrainConfig):
     warmup_steps: int = 20
     ema_decay: float = 0.99
     num_threads: int = 1
-    lora_rank: int = (
-        0  # > 0: train LoRA adapters of this rank instead of the whole generator (merged on export)
-    )
+    lora_rank: int = 0  # > 0: LoRA adapters of this rank train instead of the whole generator
     lora_alpha: float = 0.0  # LoRA scale numerator; 0: the rank (scale 1)
 
 
@@ -414,7 +412,8 @@ def main(argv: list[str] | None = None) -> None:
                 height=card.height,
                 width=card.width,
             )
-            print(f"exported {export_variant(cfg.variant, merged(ema), distilled, zoo)}")
+            plain = merged_lora(ema) if cfg.lora_rank else ema
+            print(f"exported {export_variant(cfg.variant, plain, distilled, zoo)}")
 
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "net.0.proj", "net.2")  # attention and FFN linears
@@ -430,11 +429,9 @@ def add_lora(transformer: torch.nn.Module, rank: int, alpha: float) -> None:
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS)))
 
 
-def merged(transformer: torch.nn.Module) -> torch.nn.Module:
-    """The transformer itself, or, when it carries LoRA adapters, a copy with them merged into its
-    weights: a plain diffusers model the engine loads like any other."""
-    if not getattr(transformer, "_hf_peft_config_loaded", False):
-        return transformer
+def merged_lora(transformer: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a transformer with LoRA adapters, the adapters merged into its weights: a plain
+    diffusers model the engine loads like any other."""
     plain = copy.deepcopy(transformer)
     plain.fuse_lora()
     plain.unload_lora()
