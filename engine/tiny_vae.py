@@ -49,6 +49,8 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
         latents_std: list[float] | None = None,
         scale_factor_temporal: int = 4,
         scale_factor_spatial: int = 8,
+        decoder_channels: tuple[int, int, int] | None = None,
+        decoder_blocks: int | None = None,
     ):
         super().__init__()
         if latents_mean is None:
@@ -65,12 +67,15 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
             nn.SiLU(),
             nn.Conv2d(c2, z_dim, 3, padding=1),
         )
+        # the decoder may be lighter than the encoder (a faster decoder trained on the frozen encoder)
+        c0, c1, c2 = decoder_channels or channels
+        dec_blocks = blocks + 1 if decoder_blocks is None else decoder_blocks
         self.decoder = nn.Sequential(
             nn.Conv2d(z_dim, c2, 3, padding=1),
-            *[_ResBlock(c2) for _ in range(blocks + 1)],
+            *[_ResBlock(c2) for _ in range(dec_blocks)],
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(c2, c1, 3, padding=1),
-            *[_ResBlock(c1) for _ in range(blocks + 1)],
+            *[_ResBlock(c1) for _ in range(dec_blocks)],
             nn.SiLU(),
             nn.Conv2d(c1, chunk * 16, 3, padding=1),  # then pixel-shuffle by 4
         )

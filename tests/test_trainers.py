@@ -66,6 +66,34 @@ def test_vae_export_has_latent_statistics_and_round_trips_shapes(zoo):
     assert json.loads((zoo / "runs/vae/eval.json").read_text())["step"] == 2
 
 
+def test_decoder_only_training_keeps_the_encoder_and_latent_statistics(zoo, tmp_path):
+    source = TinyWanVAE.from_pretrained(zoo / "zoo/shared/vae")
+    vae.main(
+        [
+            f"out_dir={tmp_path}/runs/dec",
+            f"export_dir={tmp_path}/dec",
+            f"init_from={zoo}/zoo/shared/vae",
+            "decoder_channels=[8,24,32]",
+            "decoder_blocks=1",
+            "max_steps=2",
+            "batch_size=2",
+            "crop=32",
+            "eval_clips=2",
+            *SMALL,
+        ]
+    )
+    light = TinyWanVAE.from_pretrained(tmp_path / "dec")
+    assert light.config.latents_mean == source.config.latents_mean
+    assert light.config.latents_std == source.config.latents_std
+    old, new = source.state_dict(), light.state_dict()
+    assert all(torch.equal(new[k], old[k]) for k in old if k.startswith("encoder."))
+    assert new["decoder.0.weight"].shape[0] == 32 and len(light.decoder) < len(source.decoder)
+    video = torch.rand(1, 3, 17, 64, 64) * 2 - 1
+    z = light.encode(video).latent_dist.mode()
+    assert torch.equal(z, source.encode(video).latent_dist.mode())
+    assert light.decode(z).sample.shape == video.shape
+
+
 def test_logs_and_checkpoints_are_written_and_runs_resume(zoo):
     log = (zoo / "runs/base/log.csv").read_text().splitlines()
     assert log[0].startswith("step,minutes,lr,loss") and len(log) == 3

@@ -17,6 +17,17 @@ def test_shared_vae_is_shipped_with_measured_latent_statistics():
     assert '"latents_std"' in card and '"_class_name": "TinyWanVAE"' in card
 
 
+def test_vae_bench_measures_the_shipped_vae(capsys):
+    import json
+
+    from bench import vae as vae_bench
+
+    vae_bench.main(["--vae", str(ZOO_DIR / "shared" / "vae"), "--clips", "4", "--repeats", "1"])
+    row = json.loads(capsys.readouterr().out)[str(ZOO_DIR / "shared" / "vae")]
+    assert row["psnr_db"] > 24  # a broken decoder (or a mismatched encoder) is far below
+    assert 0 < row["decode_ms"] < 5000 and row["decoder_params"] > 0
+
+
 def test_every_variant_generates_with_its_default_schedule():
     for name in zoo_models():
         card = read_card(name)

@@ -9,6 +9,11 @@ weight is raised on edges (CPU notes: shapes are lost first; weighting object pi
 Small Gaussian noise on the latents makes the decoder forgiving of slightly-off diffusion samples.
 At the end the EMA weights are exported with measured per-channel `latents_mean/latents_std`, and the
 held-out PSNR on full-size clips is written to `<out_dir>/eval.json`.
+
+Decoder only: `init_from=assets/zoo/shared/vae` freezes that VAE's encoder (and keeps its latent
+statistics, so every transformer trained on its latents stays valid) and trains a decoder of
+`decoder_channels`/`decoder_blocks` against the real clips — a lighter, faster decoder, or, with the
+same sizes, a longer finetune of the existing one.
 """
 
 from __future__ import annotations
@@ -38,11 +43,17 @@ class VAEConfig(TrainConfig):
     max_steps: int = 4000
     warmup_steps: int = 50
     channels: tuple[int, int, int] = (16, 96, 128)
+    decoder_channels: tuple[int, int, int] = (16, 96, 128)
+    decoder_blocks: int = 2
+    init_from: str = ""  # a VAE folder: train only a decoder on its frozen encoder
     edge_weight: float = 8.0
     latent_noise: float = 0.05
     latent_l2: float = 1e-4
     eval_clips: int = 64
     num_threads: int = 1
+
+
+EVAL_SEED = 10_000_019  # held-out clips for the PSNR at export (training clips use other seeds)
 
 
 def edge_weights(video: torch.Tensor, strength: float) -> torch.Tensor:
@@ -75,6 +86,30 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(torch.tensor(4.0 / max(mse, 1e-12))))
 
 
+def build_vae(cfg: VAEConfig) -> TinyWanVAE:
+    """A fresh VAE of the config's sizes, or (init_from) one whose encoder and latent statistics come
+    from an existing VAE and are frozen; its decoder is copied too when the sizes match."""
+    sizes = dict(decoder_channels=tuple(cfg.decoder_channels), decoder_blocks=cfg.decoder_blocks)
+    if not cfg.init_from:
+        return TinyWanVAE(channels=tuple(cfg.channels), **sizes)
+    source = TinyWanVAE.from_pretrained(cfg.init_from, torch_dtype=torch.float32)
+    src = source.config
+    vae = TinyWanVAE(
+        z_dim=src.z_dim,
+        channels=tuple(src.channels),
+        blocks=src.blocks,
+        latents_mean=list(src.latents_mean),
+        latents_std=list(src.latents_std),
+        **sizes,
+    )
+    state, own = source.state_dict(), vae.state_dict()
+    same_decoder = own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
+    keep = state if same_decoder else {k: v for k, v in state.items() if k.startswith("encoder.")}
+    vae.load_state_dict(keep, strict=same_decoder)
+    vae.encoder.requires_grad_(False)
+    return vae
+
+
 @torch.no_grad()
 def measure(vae: TinyWanVAE, cfg: VAEConfig, seed: int, split: str = "all") -> dict:
     """Held-out PSNR on full-size clips and per-channel latent statistics."""
@@ -96,7 +131,7 @@ def measure(vae: TinyWanVAE, cfg: VAEConfig, seed: int, split: str = "all") -> d
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(VAEConfig, argv, __doc__.splitlines()[0])
-    vae = TinyWanVAE(channels=tuple(cfg.channels))
+    vae = build_vae(cfg)
     run = Run(cfg, vae)
     crop_gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -113,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
 
     run.train(loss_fn)
     with run.ema_weights() as ema_vae:
-        stats = measure(ema_vae, cfg, seed=10_000_019)
-        ema_vae.register_to_config(latents_mean=stats["latents_mean"], latents_std=stats["latents_std"])
+        stats = measure(ema_vae, cfg, seed=EVAL_SEED)
+        if not cfg.init_from:  # a frozen encoder keeps the statistics its latents were trained with
+            ema_vae.register_to_config(latents_mean=stats["latents_mean"], latents_std=stats["latents_std"])
         if run.accelerator.is_main_process:
             Path(cfg.export_dir).mkdir(parents=True, exist_ok=True)
             ema_vae.to(torch.float16).save_pretrained(cfg.export_dir)
