@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 # 1. VAE, 2. wan-tiny (+ shared text encoder): the base run was resumed once to 7,000 steps
 $PY -m trainers.vae --max-minutes 45 max_steps=1800 ${VAE_ARGS:-}
+# 1b. a lighter, sharper decoder on the frozen encoder (same latents; replaces the decoder in place)
+$PY -m trainers.vae --max-minutes 60 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
+    max_steps=4000 out_dir=runs/vae-decoder
 $PY -m trainers.base --max-minutes 62 max_steps=3000 cache_clips=6000 num_threads=2 ${BASE_ARGS:-}
 $PY -m trainers.base --max-minutes 95 max_steps=7000 cache_clips=6000 num_threads=2 ${BASE_ARGS:-}
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison
