@@ -52,6 +52,14 @@ class BaseConfig(TrainConfig):
     warmup_steps: int = 200
     caption_dropout: float = 0.1
     num_threads: int = 1
+    object_weight: float = 0.0  # > 0: latent pixels of objects weigh 1 + object_weight in the loss
+
+
+def object_mask(x0: torch.Tensor, threshold: float = 1.5) -> torch.Tensor:
+    """(B, 1, T, H, W) 1 where a clean normalised latent differs from its row's background (the median
+    along the width: backgrounds are plain or vertical gradients, and an object covers part of a row)."""
+    background = x0.median(dim=-1, keepdim=True).values
+    return ((x0 - background).norm(dim=1, keepdim=True) > threshold).to(x0.dtype)
 
 
 def logit_normal(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -88,7 +96,12 @@ def main(argv: list[str] | None = None) -> None:
         x = (1 - s) * x0 + s * eps
         ids, mask = tokenize(tokenizer, captions, run.device)
         v = run.model(x, sigma, ids, mask)
-        loss = torch.nn.functional.mse_loss(v.float(), (eps - x0).float())
+        err = (v.float() - (eps - x0).float()).pow(2)
+        if cfg.object_weight:
+            w = 1.0 + cfg.object_weight * object_mask(x0.float())
+            loss = (w * err).mean() / w.mean()
+        else:
+            loss = err.mean()
         return loss, {"train_tflops": step_tflops * (step + 1)}
 
     run.train(loss_fn)
