@@ -43,7 +43,7 @@ class VAEConfig(TrainConfig):
     max_steps: int = 4000
     warmup_steps: int = 50
     channels: tuple[int, int, int] = (16, 96, 128)
-    decoder_channels: tuple[int, int, int] = (16, 96, 128)
+    decoder_channels: tuple[int, ...] = ()  # () = the same widths as the encoder's `channels`
     decoder_blocks: int = 2
     init_from: str = ""  # a VAE folder: train only a decoder on its frozen encoder
     edge_weight: float = 8.0
@@ -89,7 +89,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def build_vae(cfg: VAEConfig) -> TinyWanVAE:
     """A fresh VAE of the config's sizes, or (init_from) one whose encoder and latent statistics come
     from an existing VAE and are frozen; its decoder is copied too when the sizes match."""
-    sizes = dict(decoder_channels=tuple(cfg.decoder_channels), decoder_blocks=cfg.decoder_blocks)
+    sizes = dict(decoder_channels=tuple(cfg.decoder_channels) or None, decoder_blocks=cfg.decoder_blocks)
     if not cfg.init_from:
         return TinyWanVAE(channels=tuple(cfg.channels), **sizes)
     source = TinyWanVAE.from_pretrained(cfg.init_from, torch_dtype=torch.float32)
