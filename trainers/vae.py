@@ -93,15 +93,7 @@ def build_vae(cfg: VAEConfig) -> TinyWanVAE:
     if not cfg.init_from:
         return TinyWanVAE(channels=tuple(cfg.channels), **sizes)
     source = TinyWanVAE.from_pretrained(cfg.init_from, torch_dtype=torch.float32)
-    src = source.config
-    vae = TinyWanVAE(
-        z_dim=src.z_dim,
-        channels=tuple(src.channels),
-        blocks=src.blocks,
-        latents_mean=list(src.latents_mean),
-        latents_std=list(src.latents_std),
-        **sizes,
-    )
+    vae = TinyWanVAE.from_config({**source.config, **sizes})  # same encoder sizes and latent statistics
     state, own = source.state_dict(), vae.state_dict()
     same_decoder = own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
     keep = state if same_decoder else {k: v for k, v in state.items() if k.startswith("encoder.")}
