@@ -131,6 +131,7 @@ class Handlers:
 
     def check_schedule(self, schedule: str | None, model: str | None) -> str:
         """Inline check of a typed schedule (the Generate button refuses invalid ones with the same text)."""
+        from engine.pipeline import steps_label
         from engine.schedule import parse_schedule
 
         try:
@@ -144,8 +145,8 @@ class Handlers:
         except ValueError as err:
             return f"**Invalid:** {err}"
         if all(c == 0 for c in counts[:-1]):
-            return f"OK: plain sampler: {counts[-1]} steps at full resolution"
-        return f"OK: {' + '.join(map(str, counts))} steps, low → high resolution"
+            return f"OK: plain sampler: {steps_label(counts[-1])} at full resolution"
+        return f"OK: {' + '.join(map(str, counts))} = {steps_label(sum(counts))}, low → high resolution"
 
     def surprise(self) -> str:
         return surprise_prompt()

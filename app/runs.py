@@ -20,7 +20,7 @@ from PIL import Image
 from app.serving import gpu
 from engine.flops import TERA, schedule_flops
 from engine.models import load_model
-from engine.pipeline import Request, generate, make_request, stage_table
+from engine.pipeline import Request, generate, make_request, stage_table, steps_label
 from engine.schedule import format_schedule
 from engine.video import contact_sheet, save_png, to_uint8_frames, write_mp4
 
@@ -172,7 +172,7 @@ def preview_sheet(
 def stage_caption(row: dict, seconds: float) -> str:
     return (
         f"stage {row['stage']} · latent {_dims(row['latent'])} · {_dims(row['pixels'])} px · "
-        f"{row['steps']} steps · σ {row['sigma_start']:.3f}→{row['sigma_end']:.3f} · {seconds:.2f} s"
+        f"{steps_label(row['steps'])} · σ {row['sigma_start']:.3f}→{row['sigma_end']:.3f} · {seconds:.2f} s"
     )
 
 

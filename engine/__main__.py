@@ -1,25 +1,100 @@
-"""Command line: `python -m engine generate …` and `python -m engine flops …` (see README)."""
+"""Command line: `python -m engine generate …` and `python -m engine flops …` (see README).
+
+Exit codes: 0 done, 2 a usage error (a bad value, a model that does not exist, a size over the budget;
+one line on stderr, checked before any model is loaded where possible), 1 a failure while running (one
+line, e.g. the disk filled while writing the video).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from engine.flops import TERA, schedule_flops, size_from_name_or_folder
-from engine.models import ModelLoadError, available_models, default_model_name, load_model
-from engine.pipeline import generate, make_request
+from engine.limits import BUDGET_ENV, BUDGETS, MAX_TFLOPS_ENV, host_budget
+from engine.models import ModelLoadError, available_models, default_device, default_model_name, load_model
+from engine.pipeline import MAX_SEED, generate, make_request, steps_label
 from engine.pyramid import stage_geometry
 from engine.schedule import format_schedule, parse_schedule
 from engine.transitions import DEFAULT_WAVELET
 from engine.video import write_mp4
 
 
+class UsageError(ValueError):
+    """A value the user typed is not usable (exit code 2)."""
+
+
+def whole(text: str) -> int:
+    """argparse type: a whole number written as one ("17", not "17.0", "1e3" or "nan")."""
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def finite(text: str) -> float:
+    """argparse type: a finite real number (not nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def check_device(name: str | None) -> str | None:
+    """The torch device to load on, refused before loading when it is unknown or absent on this host."""
+    if name is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise UsageError(f"--device {name}: this machine has no CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {name}: this machine has {count} CUDA GPU(s) (cuda:0 … cuda:{count - 1})")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name}: only cpu and cuda are supported")
+    return str(device)
+
+
+def check_out(out: str | None) -> Path | None:
+    """--out must name a new or replaceable .mp4 file in a folder this user can write (or create)."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".mp4":
+        raise UsageError(f"--out {out!r} must end in .mp4 (the video is H.264 mp4)")
+    if path.is_dir():
+        raise UsageError(f"--out {out!r} is a folder; give a file name such as {path / 'video.mp4'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--out {out!r} exists and is not writable")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folder is created when the video is written
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out!r}: cannot write into {str(folder)!r}")
+    return path
+
+
 def _generate(args: argparse.Namespace) -> int:
-    model = load_model(args.model, device=args.device)
+    out = check_out(args.out)
+    device = check_device(args.device)
+    on_gpu = (device or str(default_device())).startswith("cuda")
+    budget = host_budget(args.budget, args.max_tflops, on_gpu=on_gpu)
+    model = load_model(args.model, device=device)
     request = make_request(
         model,
         args.prompt,
@@ -33,6 +108,7 @@ def _generate(args: argparse.Namespace) -> int:
         wavelet=args.wavelet,
         step_rule=args.step_rule,
         shift=args.shift,
+        budget=budget,
     )
     bar = tqdm(
         total=sum(request.counts),
@@ -48,7 +124,7 @@ def _generate(args: argparse.Namespace) -> int:
         elif event.kind == "done":
             result = event.result
     bar.close()
-    out = Path(args.out or f"outputs/{request.schedule}-seed{request.seed}.mp4")
+    out = out or Path(f"outputs/{request.schedule}-seed{request.seed}.mp4")
     write_mp4(result.frames, out, fps=model.card.fps)
     summary = {**result.summary(), "model": model.name, "out": str(out)}
     if args.json:
@@ -57,7 +133,7 @@ def _generate(args: argparse.Namespace) -> int:
         for row in summary["stages"]:
             f, h, w = row["pixels"]
             print(
-                f"  stage {row['stage']}: {row['steps']:>3} steps at {f}×{h}×{w}, "
+                f"  stage {row['stage']}: {steps_label(row['steps']):>9} at {f}×{h}×{w}, "
                 f"σ {row['sigma_start']:.3f}→{row['sigma_end']:.3f}, {row['seconds']:.2f} s"
             )
         print(
@@ -70,6 +146,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _flops(args: argparse.Namespace) -> int:
+    if not 1 <= args.stages <= 6:
+        raise ValueError(f"--stages must be between 1 and 6, got {args.stages}")
+    if args.text_len is not None and args.text_len < 1:
+        raise ValueError(f"--text-len must be at least 1, got {args.text_len}")
     size = size_from_name_or_folder(args.model)
     if args.text_len:
         size = type(size)(size.dim, size.ffn_dim, size.num_layers, args.text_len)
@@ -102,15 +182,25 @@ def _flops(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine", description="Pyramidal sampling for Wan2.1-style models"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit code 2) instead of the usage block."""
 
-    g = sub.add_parser("generate", help="text → mp4")
-    g.add_argument("--prompt", required=True)
-    g.add_argument("--negative-prompt", default=None)
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m engine", description="Pyramidal sampling for Wan2.1-style models")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    g = sub.add_parser(
+        "generate",
+        help="text → mp4",
+        description="Text → H.264 mp4. Empty options take the model card's defaults.",
+        epilog=f"exit codes: 0 done, 2 bad input, 1 failure while running. Limits per request: {_limits()}.",
+    )
+    g.add_argument("--prompt", required=True, help="what the video shows (at most 200 words)")
+    g.add_argument("--negative-prompt", default=None, help="default: the model card's")
     g.add_argument(
         "--model",
         default=None,
@@ -119,42 +209,83 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--schedule", default=None, help="steps per stage, low → high, e.g. 20-20-10; 0-0-50 is plain"
     )
-    g.add_argument("--frames", type=int, default=None)
-    g.add_argument("--height", type=int, default=None)
-    g.add_argument("--width", type=int, default=None)
-    g.add_argument("--guidance", type=float, default=None)
-    g.add_argument("--seed", type=int, default=None, help="default: random (printed)")
+    g.add_argument("--frames", type=whole, default=None, help="frame count, 16k+1 for 3 stages (17, 33, …)")
+    g.add_argument("--height", type=whole, default=None, help="pixels, a multiple of 64 for 3 stages")
+    g.add_argument("--width", type=whole, default=None, help="pixels, a multiple of 64 for 3 stages")
+    g.add_argument("--guidance", type=finite, default=None, help="classifier-free guidance, 0–30; 1 = none")
+    g.add_argument("--seed", type=whole, default=None, help=f"0 … {MAX_SEED}; default: random (printed)")
     g.add_argument(
         "--wavelet", default=DEFAULT_WAVELET, help="haar, db2, sym4, … (orthogonal PyWavelets names)"
     )
-    g.add_argument("--step-rule", choices=["euler", "x0"], default=None)
-    g.add_argument("--shift", type=float, default=None)
-    g.add_argument("--device", default=None)
-    g.add_argument("--out", default=None)
+    g.add_argument(
+        "--step-rule",
+        choices=["euler", "x0"],
+        default=None,
+        help="euler for diffusion models, x0 for few-step distilled ones; default: the card's",
+    )
+    g.add_argument("--shift", type=finite, default=None, help="timestep shift > 0; default: the model's")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N; default cuda when present, else cpu")
+    g.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help=f"per-request size and compute limits; default ${BUDGET_ENV}, else gpu on a CUDA device, else cpu",
+    )
+    g.add_argument(
+        "--max-tflops",
+        type=finite,
+        default=None,
+        help=f"override the budget's compute limit (default ${MAX_TFLOPS_ENV}, else the budget's)",
+    )
+    g.add_argument(
+        "--out", default=None, help="the .mp4 to write; default outputs/<schedule>-seed<seed>.mp4"
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
     g.set_defaults(func=_generate)
 
-    f = sub.add_parser("flops", help="TFLOPs of a schedule (DESIGN §8)")
+    f = sub.add_parser(
+        "flops",
+        help="TFLOPs of a schedule",
+        description="Transformer TFLOPs of a schedule, by the paper's per-forward formula (engine/flops.py).",
+    )
     f.add_argument("--model", default="wan2.1-t2v-1.3b", help="wan2.1-t2v-1.3b, wan2.1-t2v-14b or a folder")
-    f.add_argument("--frames", type=int, default=81)
-    f.add_argument("--height", type=int, default=448)
-    f.add_argument("--width", type=int, default=832)
-    f.add_argument("--schedule", default="20-20-10")
-    f.add_argument("--stages", type=int, default=3)
-    f.add_argument("--text-len", type=int, default=None)
+    f.add_argument("--frames", type=whole, default=81, help="frame count (default 81)")
+    f.add_argument("--height", type=whole, default=448, help="pixels (default 448)")
+    f.add_argument("--width", type=whole, default=832, help="pixels (default 832)")
+    f.add_argument("--schedule", default="20-20-10", help="steps per stage, low → high (default 20-20-10)")
+    f.add_argument("--stages", type=whole, default=3, help="pyramid stages (default 3)")
+    f.add_argument("--text-len", type=whole, default=None, help="text tokens (default: the model's, 512)")
     f.add_argument("--cfg", action="store_true", help="count two forwards per step")
-    f.add_argument("--json", action="store_true")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=_flops)
     return parser
+
+
+def _limits() -> str:
+    return "; ".join(
+        f"{b.kind}: ≤ {b.max_frames} frames, ≤ {b.max_side} px a side, ≤ {b.max_tflops:g} TFLOPs"
+        for b in BUDGETS.values()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, ModelLoadError) as err:
+    except (ValueError, ModelLoadError) as err:  # the user's input: a usage error
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError, RuntimeError) as err:  # the run failed (disk, memory, device)
+        print(f"error: {type(err).__name__}: {_first_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ at the edge, then yields the sampler's events; the last event (kind "done") carr
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from engine.flops import TERA, schedule_flops
+from engine.limits import Budget, host_budget
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
@@ -81,8 +84,35 @@ class Result:
         }
 
 
+def steps_label(n: int) -> str:
+    """"1 step", "20 steps"."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def random_seed() -> int:
     return random.SystemRandom().randrange(MAX_SEED + 1)
+
+
+def finite_number(value, name: str) -> float:
+    """A real, finite number (bools, strings, NaN and ±inf are refused with a message naming `name`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def whole_number(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (a float only when it is whole: 7.0 but not 1.5), within [minimum, maximum]."""
+    number = finite_number(value, name)
+    if number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    number = int(value) if isinstance(value, numbers.Integral) else int(number)
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        span = f" between {minimum} and {maximum}" if maximum is not None else f" of at least {minimum}"
+        raise ValueError(f"{name} must be a whole number{span}, got {value!r}")
+    return number
 
 
 def make_request(
@@ -98,8 +128,12 @@ def make_request(
     wavelet: str = DEFAULT_WAVELET,
     step_rule: str | None = None,
     shift: float | None = None,
+    budget: Budget | None = None,
 ) -> Request:
-    """Fill in the model's defaults and validate; raises ValueError with a message meant for users."""
+    """Fill in the model's defaults and validate; raises ValueError with a message meant for users.
+
+    `budget` bounds the request's size and compute (default: this host's, see engine/limits.py); it is
+    checked before anything is allocated."""
     card = model.card
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(
@@ -109,29 +143,41 @@ def make_request(
     if words > MAX_PROMPT_WORDS:
         raise ValueError(f"the prompt has {words} words; keep it under {MAX_PROMPT_WORDS}")
     counts = parse_schedule(schedule if schedule is not None else card.schedule, card.num_stages)
-    geometry = stage_geometry(
-        frames if frames is not None else card.frames,
-        height if height is not None else card.height,
-        width if width is not None else card.width,
-        num_stages=card.num_stages,
-        latent_channels=model.latent_channels,
-        boundaries=card.boundaries,
-    )
-    guidance = float(card.guidance if guidance is None else guidance)
+    frames = whole_number(card.frames if frames is None else frames, "frames", minimum=1)
+    height = whole_number(card.height if height is None else height, "height", minimum=1)
+    width = whole_number(card.width if width is None else width, "width", minimum=1)
+    guidance = finite_number(card.guidance if guidance is None else guidance, "guidance")
     if not (0.0 <= guidance <= 30.0):
-        raise ValueError(f"guidance must be between 0 and 30, got {guidance}")
-    if seed is None or seed < 0:
-        seed = random_seed()
-    if seed > MAX_SEED:
-        raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+        raise ValueError(f"guidance must be between 0 and 30, got {guidance:g}")
+    seed = random_seed() if seed is None else whole_number(seed, "seed", minimum=0, maximum=MAX_SEED)
     if wavelet not in available_wavelets():
         raise ValueError(f"unknown wavelet {wavelet!r}; choose one of {', '.join(available_wavelets())}")
     step_rule = step_rule or card.step_rule
     if step_rule not in STEP_RULES:
         raise ValueError(f"step rule must be one of {', '.join(STEP_RULES)}, got {step_rule!r}")
-    shift = float(model.shift if shift is None else shift)
+    shift = finite_number(model.shift if shift is None else shift, "shift")
     if shift <= 0:
-        raise ValueError(f"shift must be > 0, got {shift}")
+        raise ValueError(f"shift must be > 0, got {shift:g}")
+    budget = budget or host_budget(on_gpu=model.device.type == "cuda")
+    budget.check(frames, height, width)  # before building the pyramid: integer comparisons only
+    geometry = stage_geometry(
+        frames,
+        height,
+        width,
+        num_stages=card.num_stages,
+        latent_channels=model.latent_channels,
+        boundaries=card.boundaries,
+    )
+    budget.check(
+        frames,
+        height,
+        width,
+        counts,
+        model.size,
+        cfg=guidance != 1.0,
+        latent_channels=model.latent_channels,
+        boundaries=card.boundaries,
+    )
     negative = card.negative_prompt if negative_prompt is None else negative_prompt
     return Request(prompt.strip(), negative, counts, geometry, guidance, int(seed), wavelet, step_rule, shift)
 
@@ -206,4 +252,4 @@ def run(model: WanModel, request: Request) -> Result:
     raise RuntimeError("sampler ended without a result")
 
 
-__all__ = ["Request", "Result", "make_request", "generate", "run", "is_plain", "random_seed", "stage_table"]
+__all__ = ["Request", "Result", "make_request", "generate", "run", "is_plain", "random_seed", "stage_table", "steps_label"]

@@ -36,23 +36,35 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 16) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".partial" + path.suffix)
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp),
-        (w, h),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p",
-        quality=None,
-        macro_block_size=1,
-        output_params=["-crf", "18", "-movflags", "+faststart"],
-        ffmpeg_log_level="error",
-    )
-    writer.send(None)
-    for frame in frames:
-        writer.send(frame)
-    writer.close()
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (w, h),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            output_params=["-crf", "18", "-movflags", "+faststart"],
+            ffmpeg_log_level="error",
+        )
+        writer.send(None)
+        for frame in frames:
+            writer.send(frame)
+        writer.close()
+    except (OSError, RuntimeError) as err:  # ffmpeg's own message is many lines; say what failed, once
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write the video {str(path)!r}: {_last_line(err)}") from err
+    except BaseException:  # interrupted: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)  # only a complete file ever carries the final name
     return path
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 def read_mp4(path: str | Path) -> np.ndarray:
