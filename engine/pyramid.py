@@ -177,3 +177,64 @@ def stage_geometry(
             )
         )
     return PyramidGeometry(frames, height, width, latent_channels, tuple(stages), boundaries)
+
+
+# --- The path inside a stage (DESIGN §6 and §6a) ---------------------------------------------------
+#
+# Stage k trains on the straight line between its end point E and its start point B, one noise draw ε
+# shared by both ends, with Y the stage's clean signal and U = R↑ of the clean signal one stage down:
+#     E = (1−σe)·Y + σe·ε          B = (1−σs)·U + σs·ε
+#     x = (1−ρ)·E + ρ·B,  σ = (1−ρ)·σe + ρ·σs,  so ρ = (σ − σe)/(σs − σe) and
+#     x = (1−ρ)(1−σe)·Y + ρ(1−σs)·U + σ·ε,    velocity v = (B − E)/(σs − σe).
+# Then x − σ·v = κ·Y + (1−κ)·U with κ = σs(1−σe)/(σs−σe): the ε terms cancel, Y's coefficient is
+# (1−σe)·(1 − ρ + σ/(σs−σe)) = κ and U's is −σe(1−σs)/(σs−σe) = 1 − κ. κ = 1 when σs = 1 (a stage that
+# starts from pure noise, U is not needed) or σe = 0 (the last stage): only there is x − σ·v the clean
+# signal. All functions broadcast: σ may be a float or a tensor shaped (B, 1, 1, 1, 1).
+
+
+def stage_kappa(sigma_start: float, sigma_end: float) -> float:
+    """κ = σs(1−σe)/(σs−σe): the weight of the stage's clean signal Y in x − σ·v (1.097 in the middle
+    stage of the default 3-stage pyramid)."""
+    return sigma_start * (1.0 - sigma_end) / (sigma_start - sigma_end)
+
+
+def _lower_term(lower, coefficient, sigma_start: float):
+    if sigma_start >= 1.0:
+        return 0.0  # the start point is pure noise: U has weight 0 (and may be None)
+    if lower is None:
+        raise ValueError(
+            f"a stage starting at σ = {sigma_start:.4g} < 1 needs the lower-stage signal U = R↑(Y_(k−1))"
+        )
+    return coefficient * lower
+
+
+def stage_point(y, lower, eps, sigma, sigma_start: float, sigma_end: float):
+    """The point of the stage's path at level σ: x = (1−ρ)(1−σe)·y + ρ(1−σs)·lower + σ·eps.
+
+    y: the stage's clean signal; lower: U = R↑ of the lower stage's clean signal (None when σs = 1);
+    eps: unit noise. Training samples its inputs with it (trainers.pyramidalize), and the "x0" step rule
+    renoises its clean estimate with it, so both stay on the path the model was trained on.
+    """
+    rho = (sigma - sigma_end) / (sigma_start - sigma_end)
+    u_term = _lower_term(lower, rho * (1 - sigma_start), sigma_start)
+    return (1 - rho) * (1 - sigma_end) * y + u_term + sigma * eps
+
+
+def stage_velocity(y, lower, eps, sigma_start: float, sigma_end: float):
+    """The path's velocity in σ-units, (B − E)/(σs − σe) = ((1−σs)·U − (1−σe)·Y)/(σs−σe) + ε: the
+    pyramidal flow-matching target (constant along the path)."""
+    u_term = _lower_term(lower, (1 - sigma_start) / (sigma_start - sigma_end), sigma_start)
+    return u_term - (1 - sigma_end) / (sigma_start - sigma_end) * y + eps
+
+
+def stage_clean(x, v, lower, sigma, sigma_start: float, sigma_end: float):
+    """The stage's clean signal implied by velocity v at x (level σ): Ŷ = (x − σ·v − (1−κ)·U)/κ.
+
+    This is the clean estimate of a pyramid stage (DESIGN §6a): the engine's stage previews, its "x0"
+    step rule and every distillation method use it. Where κ = 1 it is the plain x − σ·v and `lower` may
+    be None; otherwise lower must be U = R↑ of the previous stage's final clean estimate.
+    """
+    if sigma_start >= 1.0 or sigma_end <= 0.0:
+        return x - sigma * v  # κ = 1
+    kappa = stage_kappa(sigma_start, sigma_end)
+    return (x - sigma * v - _lower_term(lower, 1.0 - kappa, sigma_start)) / kappa

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from engine.pyramid import PyramidGeometry
+from engine.pyramid import PyramidGeometry, stage_clean, stage_point
 from engine.schedule import schedule_sigmas
-from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump
+from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump, upsample
 
 STEP_RULES = ("euler", "x0")
 Denoiser = Callable[[torch.Tensor, float, int], torch.Tensor]
@@ -42,12 +42,13 @@ class Event:
     pixel_shape: tuple[int, int, int]  # (frames, height, width) the stage decodes to
     sigma: float  # noise level of the latent after this step
     sigma_range: tuple[float, float]  # (start, end) of the stage
-    x0: torch.Tensor  # current clean estimate (B, C, T, H, W) at the stage's resolution
+    x0: torch.Tensor  # the stage's clean estimate Ŷ (B, C, T, H, W) at its resolution (DESIGN §6a)
     elapsed: float  # seconds since sampling started
     stage_seconds: float = 0.0  # for "stage_end": wall time of the stage
     model_seconds: float = 0.0  # time spent inside denoiser calls so far
     stage_times: list[float] = field(default_factory=list)  # for "done": seconds per active stage
     result: Any = None  # for "done" from engine.pipeline.generate: the decoded Result
+    latent: torch.Tensor | None = None  # "step" and "stage_end": the (noisy) latent x at `sigma`
 
 
 def cfg_denoiser(
@@ -112,8 +113,15 @@ def sample(
     its own resolution; "0-0-N" is therefore exactly the plain full-resolution sampler.
     `noise`: the full-resolution initial draw (batch_size, *full latent shape) instead of one from
     `generator` (which still supplies any later noise); lower stages use its projections.
-    Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict x0 = x − σ·v, renoise to σ'
-    with fresh noise; the rule few-step distilled generators are trained with).
+    Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict the stage's clean signal Ŷ,
+    renoise it to σ' with fresh noise on the stage's own path; the rule few-step distilled generators are
+    trained with).
+
+    Inside a stage that starts below σ = 1 and ends above 0 the path mixes the stage's clean signal Y
+    with U = R↑ of the lower stage's, and x − σ·v is κ·Y + (1−κ)·U, not Y (DESIGN §6a). So the sampler
+    carries U across every jump — R↑ of the previous stage's final clean estimate — and both the clean
+    estimate every event reports and the "x0" rule's renoising go through engine.pyramid's
+    `stage_clean` and `stage_point`.
     """
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
@@ -134,24 +142,26 @@ def sample(
     eps = noise_pyramid(eps_full.float().cpu(), geometry, wavelet)
     x = eps[first].clone()
     x0 = x
+    lower = None  # U = R↑ of the previous stage's final clean estimate; not needed where σ starts at 1
     for k in range(first, geometry.num_stages):
         stage = geometry.stages[k]
         stage_start = time.perf_counter()
         sigmas = grids[k].tolist()
+        path = (sigmas[0], sigmas[-1])  # (σs, σe): the first active stage starts at 1, not at its jump
         for i in range(counts[k]):
             s, s_next = sigmas[i], sigmas[i + 1]
             t0 = time.perf_counter()
             v = denoiser(x, s, k)
             model_seconds += time.perf_counter() - t0
-            x0 = torch.add(x, v, alpha=-s)
+            x0 = stage_clean(x, v, lower, s, *path)
             if step_rule == "euler":
                 x = torch.add(x, v, alpha=s_next - s)
             elif s_next > 0:
-                x = (1.0 - s_next) * x0 + s_next * randn_like_shape(x.shape, generator, x)
+                x = stage_point(x0, lower, randn_like_shape(x.shape, generator, x), s_next, *path)
             else:
                 x = x0
             done += 1
-            yield _event(
+            ev = _event(
                 "step",
                 geometry,
                 k,
@@ -165,6 +175,8 @@ def sample(
                 start_time,
                 model_seconds,
             )
+            ev.latent = x
+            yield ev
         stage_times.append(time.perf_counter() - stage_start)
         last = k == geometry.num_stages - 1
         ev = _event(
@@ -182,9 +194,11 @@ def sample(
             model_seconds,
         )
         ev.stage_seconds = stage_times[-1]
+        ev.latent = x
         yield ev
         if not last:
             x, _ = renoise_jump(x, stage.sigma_end, generator, wavelet, stage.temporal_halved, eps[k + 1])
+            lower = upsample(x0, wavelet, stage.temporal_halved)
     ev = _event(
         "done",
         geometry,

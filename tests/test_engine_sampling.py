@@ -1,12 +1,13 @@
-"""Samplers: events, determinism, plain ≡ 0-0-N, both step rules, and an oracle denoiser."""
+"""Samplers: events, determinism, plain ≡ 0-0-N, both step rules, the stage path (DESIGN §6a) and a
+point-mass oracle (the Gaussian oracle is in test_gaussian_oracle.py)."""
 
 import pytest
 import torch
 from helpers import tiny_wan_transformer
 
-from engine.pyramid import stage_geometry
+from engine.pyramid import stage_clean, stage_geometry, stage_kappa, stage_point, stage_velocity
 from engine.sampling import sample, sample_plain
-from engine.transitions import downsample
+from engine.transitions import downsample, project_low, upsample
 
 
 def _zero_denoiser(x, sigma, stage):
@@ -62,23 +63,73 @@ def test_same_seed_is_bit_identical(rule):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_oracle_denoiser_lands_on_the_clean_pyramid():
-    """With the exact velocity for a single clean video Y (at each stage its R↓ pyramid level),
-    Euler ends every stage on (1−e)·Y_k + e·ε_k and the run on Y exactly."""
-    g = stage_geometry(17, 128, 128, latent_channels=4)
-    y_full = torch.randn(1, 4, 5, 16, 16, generator=torch.Generator().manual_seed(0))
-    targets = [y_full]
+def _clean_pyramid(g, seed=0, batch=1):
+    """One clean video Y (its R↓ pyramid, low → high) and U_k = R↑(Y_(k−1)) for every stage."""
+    y = [
+        torch.randn(1, 4, 5, 16, 16, generator=torch.Generator().manual_seed(seed)).expand(
+            batch, -1, -1, -1, -1
+        )
+    ]
     for stage in reversed(g.stages[:-1]):
-        targets.insert(0, downsample(targets[0], temporal=stage.temporal_halved))
+        y.insert(0, downsample(y[0], temporal=stage.temporal_halved))
+    lower = [None] + [upsample(y[k - 1], temporal=g.stages[k - 1].temporal_halved) for k in range(1, 3)]
+    return y, lower
 
-    def oracle(x, sigma, stage):
-        return (x - targets[stage]) / sigma  # v = ε − x0 with ε = (x − (1−σ)x0)/σ ⇒ v = (x − x0)/σ
 
-    events = list(sample(oracle, g, (3, 3, 2), torch.Generator().manual_seed(1)))
-    ends = [e for e in events if e.kind == "stage_end"]
-    for e, y in zip(ends, targets):
-        assert torch.allclose(e.x0, y, atol=1e-4)
-    assert torch.allclose(events[-1].x0, y_full, atol=1e-5)
+@pytest.mark.parametrize("rule", ["euler", "x0"])
+def test_point_mass_oracle_gives_the_stage_clean_signal_at_every_step(rule):
+    """Data = one clean video Y. The exact pyramidal velocity at x on stage k's path is the path's
+    velocity with the noise that x implies, ε = (x − (1−ρ)(1−σe)·Y_k − ρ(1−σs)·U_k)/σ. Then every step's
+    clean estimate is exactly Y_k, the stage ends on (1−σe)·Y_k + σe·ε with ε unit noise in every band,
+    and the run ends on Y.
+    Fails without κ (the middle stage's estimate is κ·Y_1 + (1−κ)·U_1: ~10% too much detail) and without
+    the jump (plain upsampling leaves no noise in the detail band of the next stages' ε). (The old oracle
+    v = (x − Y_k)/σ made x − σ·v ≡ Y_k by construction and could detect neither.)"""
+    g = stage_geometry(17, 128, 128, latent_channels=4)
+    y, lower = _clean_pyramid(g, batch=64)
+    starts = [1.0, g.stages[1].sigma_start, g.stages[2].sigma_start]
+
+    def oracle(x, sigma, k):
+        path = (starts[k], g.stages[k].sigma_end)
+        eps = (x - stage_point(y[k], lower[k], torch.zeros_like(x), sigma, *path)) / sigma
+        return stage_velocity(y[k], lower[k], eps, *path)
+
+    events = list(sample(oracle, g, (3, 3, 2), torch.Generator().manual_seed(1), 64, step_rule=rule))
+    for e in events[:-1]:
+        assert torch.allclose(e.x0, y[e.stage], atol=1e-4), (e.kind, e.stage, e.step)
+    for e in (e for e in events if e.kind == "step" and e.sigma > 0):
+        path = (starts[e.stage], g.stages[e.stage].sigma_end)
+        eps = (e.latent - stage_point(y[e.stage], lower[e.stage], 0.0, e.sigma, *path)) / e.sigma
+        bands = {"all": (eps, eps[0].numel())}
+        if e.stage:  # the detail band has d − d_low dimensions
+            detail = eps - project_low(eps, temporal=g.stages[e.stage - 1].temporal_halved)
+            bands["detail"] = (detail, eps[0].numel() - y[e.stage - 1][0].numel())
+        for name, (z, dims) in bands.items():
+            # ≥ 64·128 unit-variance values: the variance estimate's sd is ≤ 0.016, so ±0.08 is 5 sd
+            var = float(z.pow(2).sum() / (z.shape[0] * dims))
+            assert abs(var - 1) < 0.08, (e.stage, e.step, name, var)
+    assert torch.allclose(events[-1].x0, y[-1], atol=1e-4)
+
+
+def test_stage_clean_and_stage_point_follow_design_6a():
+    """x − σ·v = κ·Y + (1−κ)·U on the stage's path (κ ≈ 1.097 in the default middle stage), stage_clean
+    recovers Y from it, and a stage below σ = 1 refuses to guess U."""
+    g = stage_geometry(17, 64, 64, latent_channels=4)
+    s_start, s_end = g.stages[1].sigma_start, g.stages[1].sigma_end
+    kappa = stage_kappa(s_start, s_end)
+    assert kappa == pytest.approx(1.09696, abs=1e-4)
+    assert stage_kappa(1.0, s_end) == 1.0 and stage_kappa(g.stages[2].sigma_start, 0.0) == 1.0
+    y, u, eps = torch.randn(3, 2, 4, 3, 4, 4).double()
+    sigma = torch.tensor([0.4, 0.6]).view(-1, 1, 1, 1, 1).double()
+    x = stage_point(y, u, eps, sigma, s_start, s_end)
+    v = stage_velocity(y, u, eps, s_start, s_end)
+    assert torch.allclose(x - sigma * v, kappa * y + (1 - kappa) * u)
+    assert torch.allclose(stage_clean(x, v, u, sigma, s_start, s_end), y)
+    # the path's ends: E at σe, B at σs
+    assert torch.allclose(stage_point(y, u, eps, s_end, s_start, s_end), (1 - s_end) * y + s_end * eps)
+    assert torch.allclose(stage_point(y, u, eps, s_start, s_start, s_end), (1 - s_start) * u + s_start * eps)
+    with pytest.raises(ValueError, match="lower-stage signal"):
+        stage_clean(x, v, None, sigma, s_start, s_end)
 
 
 def test_unknown_step_rule():
