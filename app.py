@@ -38,6 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         "--per-model", type=int, default=None, help="generations at once per model (default 1)"
     )
     parser.add_argument("--no-warm-up", action="store_true", help="do not preload the default model")
+    parser.add_argument(
+        "--budget",
+        choices=["cpu", "gpu"],
+        default=None,
+        help="per-request size and compute limits (default $PYRAMIDALWAN_BUDGET, else gpu when CUDA is present)",
+    )
+    parser.add_argument(
+        "--max-tflops",
+        type=float,
+        default=None,
+        help="compute limit per request in TFLOPs (default $PYRAMIDALWAN_MAX_TFLOPS, else the budget's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -52,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             per_model=args.per_model,
             warm_up=False if args.no_warm_up else None,
+            budget=args.budget,
+            max_tflops=args.max_tflops,
         )
     except ValueError as err:
         parser.error(str(err))

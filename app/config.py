@@ -26,6 +26,9 @@ class AppConfig:
     workers: int = 2  # generation requests running at once, over all models
     per_model: int = 1  # generation requests running at once on one model (others wait their turn)
     warm_up: bool = True  # import the engine and load the default model in the background at start
+    budget: str | None = None  # per-request limits, "cpu" or "gpu" (engine/limits.py); None: by the device
+    max_tflops: float | None = None  # replaces the budget's compute limit per request
+    max_upload: str = "1kb"  # the page has no file input: gradio's upload route takes no more than this
 
     @classmethod
     def from_env(cls, extra_model_dirs: list[str] | None = None, **overrides) -> AppConfig:
@@ -43,4 +46,7 @@ class AppConfig:
         for name in ("queue_size", "workers", "per_model"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        from engine.limits import host_budget  # light: no torch
+
+        host_budget(config.budget, config.max_tflops)  # refuse a bad kind or limit at start-up
         return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from pathlib import Path
 from collections.abc import Iterator
 from contextlib import closing
 from typing import TYPE_CHECKING
@@ -20,10 +21,12 @@ from app.config import AppConfig
 from app.outputs import OutputStore
 from app.prompts import surprise_prompt
 from app.registry import ModelRegistry
-from app.serving import CancelRegistry, RunCancelled, user_errors
+from app.serving import CancelRegistry, QueueEvent, RunCancelled, user_errors
 
 if TYPE_CHECKING:
     from app.runs import RunView
+    from engine.limits import Budget
+    from engine.zoo import ModelCard
 
 log = logging.getLogger("pyramidalwan.app")
 MAX_RUNS = 4  # compare slots
@@ -31,11 +34,12 @@ SCHEDULE_PRESETS = ["0-0-50", "20-20-10", "10-10-5", "4-4-2", "2-2-1", "1-1-1", 
 QUICK_COMPARES = {"20-20-10 vs 0-0-50": ("20-20-10", "0-0-50"), "2-2-1 vs 0-0-1": ("2-2-1", "0-0-1")}
 
 
-def frame_choices(num_stages: int = 3, count: int = 10) -> list[int]:
+def frame_choices(num_stages: int = 3, largest: int = 161) -> list[int]:
     """Valid frame counts for the pyramid: (frames − 1) divisible by 4·2^(S−1) (17, 33, … for 3 stages)."""
     from engine.pyramid import frame_multiple
 
-    return [1 + frame_multiple(num_stages) * k for k in range(1, count + 1)]
+    m = frame_multiple(num_stages)
+    return list(range(1 + m, largest + 1, m))
 
 
 def size_choices(num_stages: int = 3, largest: int = 1280) -> list[int]:
@@ -46,25 +50,27 @@ def size_choices(num_stages: int = 3, largest: int = 1280) -> list[int]:
     return list(range(m, largest + 1, m))
 
 
-def _optional_int(value, name: str) -> int | None:
+def _optional_number(value, name: str, whole: bool = False) -> float | int | None:
+    """A widget or API value → a number or None (empty); text is parsed, then checked strictly by the
+    engine's rules (finite, whole where asked), so every entry point refuses the same values."""
+    from engine.limits import finite_number, shown, whole_number
+
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {shown(value)}") from None
+    return whole_number(value, name) if whole else finite_number(value, name)
 
 
-def _optional_float(value, name: str) -> float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+def _check_text(value, name: str) -> None:
+    """API values that must be text (or empty) but arrive as numbers, lists …: refused by name."""
+    from engine.limits import shown
+
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"the {name} must be text, got {shown(value)}")
 
 
 class Handlers:
@@ -75,6 +81,18 @@ class Handlers:
         self.registry = ModelRegistry(config.model_dirs, per_model=config.per_model)
         self.store = OutputStore(config.outputs_root, config.output_ttl_s)
         self.cancels = CancelRegistry()
+        self._budget: Budget | None = None
+
+    @property
+    def budget(self) -> Budget:
+        """This host's per-request budget (engine/limits.py): the operator's choice, else by the device."""
+        if self._budget is None:
+            from engine.limits import host_budget
+            from engine.models import default_device
+
+            on_gpu = default_device().type == "cuda"
+            self._budget = host_budget(self.config.budget, self.config.max_tflops, on_gpu=on_gpu)
+        return self._budget
 
     # --- start-up --------------------------------------------------------------------------------------
 
@@ -117,16 +135,47 @@ class Handlers:
             return (gr.skip(),) * 5 + (f"**Warning:** {err}",)
         kind = "pyramidal (finetuned for the pyramid)" if card.pyramidal else "not pyramidal-finetuned"
         info = (
-            f"**{key}**: {card.description or 'diffusers folder'} · {kind} · default {card.schedule} at "
+            f"**{Path(key).name}**: {self.registry.description(key)} · {kind} · default {card.schedule} at "
             f"{card.frames}×{card.height}×{card.width}, guidance {card.guidance:g}, {card.fps} fps"
         )
+        frames, heights, widths = self.shape_choices(key, card)
         return (
             card.schedule,
             gr.update(value=card.guidance),
-            gr.Dropdown(choices=frame_choices(card.num_stages), value=card.frames),
-            gr.Dropdown(choices=size_choices(card.num_stages), value=card.height),
-            gr.Dropdown(choices=size_choices(card.num_stages), value=card.width),
+            gr.Dropdown(choices=frames, value=card.frames),
+            gr.Dropdown(choices=heights, value=card.height),
+            gr.Dropdown(choices=widths, value=card.width),
             info,
+        )
+
+    def shape_choices(self, key: str, card: ModelCard) -> tuple[list[int], list[int], list[int]]:
+        """Frames, heights and widths to offer for a model: valid for its pyramid and, with the card's
+        other defaults and schedule, inside this host's budget (its compute where the transformer's
+        size can be read without loading it)."""
+        from engine.flops import size_from_name_or_folder
+        from engine.schedule import parse_schedule
+        from engine.zoo import resolve
+
+        budget, n = self.budget, card.num_stages
+        try:
+            size = size_from_name_or_folder(resolve(key))
+        except ValueError:  # random-tiny, a hub id: checked when the request runs
+            size = None
+        default = {"frames": card.frames, "height": card.height, "width": card.width}
+
+        def fits(**shape) -> bool:
+            return not budget.problem(
+                **{**default, **shape},
+                counts=parse_schedule(card.schedule, n),
+                size=size,
+                cfg=card.guidance != 1.0,
+                boundaries=card.boundaries,
+            )
+
+        return (
+            [f for f in frame_choices(n, budget.max_frames) if fits(frames=f)],
+            [h for h in size_choices(n, budget.max_side) if fits(height=h)],
+            [w for w in size_choices(n, budget.max_side) if fits(width=w)],
         )
 
     def check_schedule(self, schedule: str | None, model: str | None) -> str:
@@ -218,22 +267,25 @@ class Handlers:
         wavelet=None,
     ) -> dict:
         """Widget values → run_generation keyword arguments (None: the model's default)."""
+        from engine.limits import shown
         from engine.pipeline import random_seed
 
-        if prompt is None or not str(prompt).strip():
+        if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(
                 "the prompt is empty; describe the video, e.g. 'a red circle moving left on a "
                 "black background' (or press “surprise me”)"
             )
+        for name, text in (("negative prompt", negative_prompt), ("schedule", schedule), ("wavelet", wavelet)):
+            _check_text(text, name)
         return {
             "prompt": str(prompt),
             "negative_prompt": negative_prompt or None,  # empty: the model's default negative prompt
-            "seed": random_seed() if randomize_seed else _optional_int(seed, "seed"),
+            "seed": random_seed() if randomize_seed else _optional_number(seed, "seed", whole=True),
             "schedule": (schedule or "").strip() or None,
-            "guidance": _optional_float(guidance, "guidance"),
-            "frames": _optional_int(frames, "frames"),
-            "height": _optional_int(height, "height"),
-            "width": _optional_int(width, "width"),
+            "guidance": _optional_number(guidance, "guidance"),
+            "frames": _optional_number(frames, "frames", whole=True),
+            "height": _optional_number(height, "height", whole=True),
+            "width": _optional_number(width, "width", whole=True),
             "wavelet": wavelet or "haar",
         }
 
@@ -251,33 +303,44 @@ class Handlers:
         after every step, and yield each RunView that has something new to show."""
         from app.runs import Step, run_generation
 
-        out_dir = self.store.new_request_dir("run")
+        event = QueueEvent()
+        out_dir = self.store.new_request_dir("run")  # a name only: created once the request is valid
         progress(0, desc=f"{label}loading {key}")
 
         def waiting() -> None:
             progress(0, desc=f"{label}waiting: {key} is busy with another request")
 
-        with (
-            self.cancels.run(request.session_hash if request else None) as cancelled,
-            self.registry.slot(key, cancelled, waiting),
-        ):
-            self.registry.load(key)
-            with closing(run_generation(key, str(out_dir), **params)) as stream:
-                for item in stream:
-                    if cancelled():
-                        raise RunCancelled()
-                    if isinstance(item, Step):
-                        total = total_steps or item.total
-                        progress((step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps")
-                    elif item.phase == "start":
-                        if item.unknown_words:
-                            gr.Warning(
-                                f"{key} does not know these words and ignores them: "
-                                f"{', '.join(item.unknown_words)}",
-                                title="Unknown words",
-                            )
-                    else:
-                        yield item
+        try:
+            with (
+                self.cancels.run(request.session_hash if request else None, event) as cancelled,
+                self.registry.slot(key, cancelled, waiting),
+            ):
+                self.registry.load(key)
+                run = run_generation(
+                    key, str(out_dir), **params, budget=self.budget, accepted_at=event.accepted_at
+                )
+                with closing(run) as stream:
+                    for item in stream:
+                        if cancelled():
+                            raise RunCancelled()
+                        if isinstance(item, Step):
+                            total = total_steps or item.total
+                            progress((step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps")
+                        elif item.phase == "start":
+                            self._warn_words(key, item)
+                        else:
+                            yield item
+        except BaseException:  # refused, failed, stopped, or the client went away (GeneratorExit)
+            self.store.discard_partial(out_dir)
+            raise
+
+    @staticmethod
+    def _warn_words(key: str, view: RunView) -> None:
+        if view.unknown_words:
+            gr.Warning(
+                f"{key} does not know these words and ignores them: {', '.join(view.unknown_words)}",
+                title="Unknown words",
+            )
 
     # --- Compare tab -----------------------------------------------------------------------------------
 
@@ -308,7 +371,7 @@ class Handlers:
         from engine.schedule import parse_schedule
 
         with user_errors("comparison"):
-            n = _optional_int(n_runs, "number of runs")
+            n = _optional_number(n_runs, "number of runs", whole=True)
             if n is None or not 2 <= n <= MAX_RUNS:
                 raise ValueError(f"compare needs 2 to {MAX_RUNS} runs, got {n_runs!r}")
             slots = [
@@ -321,6 +384,7 @@ class Handlers:
             plans, steps = [], []
             for i, (schedule, model) in enumerate(slots[:n]):  # check every run before starting the first
                 try:
+                    _check_text(schedule, "schedule")
                     key = self.registry.resolve(model)
                     card = self.registry.card(key)
                     text = (schedule or "").strip() or card.schedule
@@ -349,6 +413,11 @@ class Handlers:
                 done.append(view)
                 yield page()
 
+    @staticmethod
+    def compare_seed(runs: list[dict] | None):
+        """The seed the comparison used (one for all runs), for the Compare tab's seed box."""
+        return runs[0]["seed"] if runs else gr.skip()
+
     def quick_compare(self, name: str):
         """Set up a one-click comparison: 2 runs with the preset's schedules on the current default model."""
         first, second = QUICK_COMPARES[name]
@@ -367,7 +436,7 @@ class Handlers:
         from app.learn import jump_panels
 
         with user_errors("jump demo"):
-            return jump_panels(float(sigma_end), wavelet or "haar", _optional_int(seed, "seed") or 0)
+            return jump_panels(float(sigma_end), wavelet or "haar", _optional_number(seed, "seed", whole=True) or 0)
 
     def learn_flops(self, spec: str, model: str, frames: float, height: float, width: float) -> str:
         from app.learn import compute_table
@@ -376,9 +445,9 @@ class Handlers:
             table, _ = compute_table(
                 spec,
                 model,
-                _optional_int(frames, "frames"),
-                _optional_int(height, "height"),
-                _optional_int(width, "width"),
+                _optional_number(frames, "frames", whole=True),
+                _optional_number(height, "height", whole=True),
+                _optional_number(width, "width", whole=True),
             )
             return table
 

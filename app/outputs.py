@@ -1,7 +1,10 @@
 """Per-request output folders under one root, deleted once they are older than a time-to-live.
 
 Every request writes into its own fresh folder, so two users (or two runs of one user) never overwrite
-each other's previews or videos, and a download link always points at the run that made it.
+each other's previews or videos, and a download link always points at the run that made it. A folder is
+only named when the request arrives and created once the request is valid (a refused request leaves
+nothing); a run that fails or is stopped leaves no partial file and no empty folder; start-up sweeps what
+a killed server left behind.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+PARTIAL = ".partial"  # engine.video.write_mp4 writes `<name>.partial.mp4` and renames it when complete
 
 
 class OutputStore:
@@ -22,12 +27,33 @@ class OutputStore:
         self._lock = threading.Lock()
 
     def new_request_dir(self, tag: str = "run") -> Path:
-        """A fresh, empty folder `<root>/<time>-<tag>-<random>` for one request's files."""
+        """A fresh name `<root>/<time>-<tag>-<random>` for one request's files; the folder itself is
+        created by whoever writes the first file (after the request is validated)."""
         self.prune()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = self.root / f"{stamp}-{tag}-{uuid.uuid4().hex[:10]}"
-        folder.mkdir(parents=True, exist_ok=False)
-        return folder
+        return self.root / f"{stamp}-{tag}-{uuid.uuid4().hex[:10]}"
+
+    def discard_partial(self, folder: Path) -> None:
+        """After a failed or stopped run: delete its unfinished files, and the folder if nothing is left."""
+        if folder.is_dir():
+            for path in folder.glob(f"*{PARTIAL}.*"):
+                path.unlink(missing_ok=True)
+            _remove_if_empty(folder)
+
+    def sweep(self) -> list[Path]:
+        """At start-up: unfinished files and empty folders left by a killed server, then expired folders.
+        Returns what was removed."""
+        removed = self.prune()
+        if not self.root.is_dir():
+            return removed
+        with self._lock:
+            for path in sorted(self.root.rglob(f"*{PARTIAL}.*")):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+            for folder in self.root.iterdir():
+                if folder.is_dir() and _remove_if_empty(folder):
+                    removed.append(folder)
+        return removed
 
     def prune(self, now: float | None = None) -> list[Path]:
         """Delete request folders whose last change is older than the time-to-live; returns them."""
@@ -45,3 +71,11 @@ class OutputStore:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)
         return removed
+
+
+def _remove_if_empty(folder: Path) -> bool:
+    try:
+        folder.rmdir()  # fails unless empty
+    except OSError:
+        return False
+    return True

@@ -47,16 +47,21 @@ class ModelRegistry:
 
         out = []
         for key in [*available_models(), *self.model_dirs]:
+            name = Path(key).name if key in self.model_dirs else key
             try:
-                description = self.card(key).description or "model folder in diffusers layout"
+                description = self.description(key)
             except Exception as err:  # a missing or broken folder stays listed, so choosing it says why
                 description = (
                     "folder not found" if not Path(key).exists() else f"unusable: {_first_line(err)}"
                 )
-            name = Path(key).name if key in self.model_dirs else key
             where = f" ({key})" if key in self.model_dirs else ""
             out.append(ModelEntry(key, f"{name} — {description}{where}"))
         return out
+
+    def description(self, key: str) -> str:
+        """The card's description without a leading "<name>: " (the label and readout show the name)."""
+        text = self.card(key).description or "model folder in diffusers layout"
+        return text.removeprefix(f"{Path(key).name}: ")
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a gr.Dropdown."""
@@ -74,7 +79,9 @@ class ModelRegistry:
         key = str(key).strip()
         keys = [e.key for e in self.entries()]
         if key not in keys:
-            raise ValueError(f"unknown model {key!r}; choose one of: {', '.join(keys)}")
+            from engine.limits import shown
+
+            raise ValueError(f"unknown model {shown(key)}; choose one of: {', '.join(keys)}")
         return key
 
     def card(self, key: str) -> ModelCard:

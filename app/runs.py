@@ -19,6 +19,7 @@ from PIL import Image
 
 from app.serving import gpu
 from engine.flops import TERA, schedule_flops
+from engine.limits import Budget
 from engine.models import load_model
 from engine.pipeline import Request, generate, make_request, stage_table, steps_label
 from engine.schedule import format_schedule
@@ -138,7 +139,7 @@ class RunView:
             "plain_tflops": self.plain_tflops,
             "ratio_to_plain": self.cost_ratio,
             "unknown_words": self.unknown_words,
-            "video": self.video,
+            "video": Path(self.video).name if self.video else None,  # no server paths in API results
         }
 
 
@@ -189,13 +190,17 @@ def run_generation(
     height: int | None = None,
     width: int | None = None,
     wavelet: str = "haar",
+    budget: Budget | None = None,
+    accepted_at: float | None = None,
 ) -> Iterator[Step | RunView]:
     """Validate, sample and export one video, yielding `Step`s and `RunView`s (see module docstring).
 
     None means the model's default (its card); a seed of None draws a random one (reported back).
+    `out_dir` is created only once the request is valid. Times count from `accepted_at` (time.monotonic()
+    when the request was accepted; default now), so they match what the user waits.
     Raises ValueError / engine.models.ModelLoadError with messages meant for users.
     """
-    start = time.perf_counter()
+    start = time.monotonic() if accepted_at is None else accepted_at
     model = load_model(model_key)
     request = make_request(
         model,
@@ -208,6 +213,7 @@ def run_generation(
         guidance=guidance,
         seed=seed,
         wavelet=wavelet,
+        budget=budget,
     )
     rows = stage_table(request, model)
     by_stage = {row["stage"]: row for row in rows}
@@ -220,6 +226,7 @@ def run_generation(
     )
     yield view
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     last = request.geometry.num_stages - 1
     last_seconds = 0.0
 
@@ -229,7 +236,7 @@ def run_generation(
         image = save_png(preview_sheet(frames_u8), out / f"stage{stage}.png")
         view.previews.append(StagePreview(stage, str(image), stage_caption(row, seconds)))
         view.phase = "stage"
-        view.elapsed_s = time.perf_counter() - start
+        view.elapsed_s = time.monotonic() - start
         if view.first_preview_s is None:
             view.first_preview_s = round(view.elapsed_s, 4)
 
@@ -250,5 +257,5 @@ def run_generation(
             name = f"{request.schedule}-seed{request.seed}.mp4"
             view.video = str(write_mp4(result.frames, out / name, fps=model.card.fps))
             view.phase = "final"
-            view.elapsed_s = time.perf_counter() - start
+            view.elapsed_s = time.monotonic() - start
             yield view

@@ -1,10 +1,13 @@
-"""Serving plumbing shared by the handlers: cancellation per browser session, user-facing errors, and the
-ZeroGPU wrapper (applied only where the `spaces` package exists)."""
+"""Serving plumbing shared by the handlers: cancellation (Stop button, gradio_client's cancel, a dropped
+connection), user-facing errors, and the ZeroGPU wrapper (applied only where the `spaces` package exists)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -19,24 +22,65 @@ class RunCancelled(Exception):
     """The user stopped the run."""
 
 
+class QueueEvent:
+    """The gradio queue event the current handler serves: when it was accepted, and whether the client
+    has given up on it.
+
+    gradio stops a generator only between two yields (our handlers yield once per stage) and its /cancel
+    waits for the running step to return, so a cancelled run would hold its model to the end of the stage.
+    Checking this after every denoising step stops it within one step, whatever the client: the page's
+    Stop (`cancels=`), gradio_client's `Job.cancel()` (both cancel the event's task) or a closed
+    connection (gradio marks the event not alive). Outside gradio's queue (tests, scripts) it is inert.
+    """
+
+    def __init__(self) -> None:
+        from gradio.context import LocalContext
+
+        self.event = self.task = None
+        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+        queue = getattr(blocks, "_queue", None)
+        if queue is None or event_id is None:
+            return
+        self.event = next(
+            (e for job in queue.active_jobs if job for e in job if e._id == event_id), None
+        )
+        suffix = f"<gradio-sep>{event_id}"
+        try:  # the task gradio runs the event in; asyncio's task list is read on the event loop's thread
+            import anyio.from_thread
+
+            tasks = anyio.from_thread.run_sync(asyncio.all_tasks)
+        except RuntimeError:  # not in a worker thread of gradio's event loop
+            return
+        self.task = next((t for t in tasks if t.get_name().endswith(suffix)), None)
+
+    @property
+    def accepted_at(self) -> float:
+        """time.monotonic() when the request entered the queue (now, outside gradio)."""
+        return self.event.enqueue_time if self.event is not None else time.monotonic()
+
+    def given_up(self) -> bool:
+        if self.event is not None and not self.event.alive:
+            return True
+        return self.task is not None and (self.task.done() or self.task.cancelling() > 0)
+
+
 class CancelRegistry:
-    """Cancel flags of the runs in progress, by gradio session: the Stop button sets its session's flags
-    and each run checks its flag after every denoising step (gradio's own cancel can only stop a
-    generator between two yields, i.e. between stages)."""
+    """Cancel flags of the runs in progress, by gradio session: the Stop button sets its session's flags;
+    each run checks its flag (and its queue event, see QueueEvent) after every denoising step."""
 
     def __init__(self) -> None:
         self._flags: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
-    def run(self, session: str | None) -> Iterator[Callable[[], bool]]:
+    def run(self, session: str | None, event: QueueEvent | None = None) -> Iterator[Callable[[], bool]]:
         """Register one run for `session`; yields a function telling whether it has been cancelled."""
         flag = threading.Event()
         key = session or ""
         with self._lock:
             self._flags.setdefault(key, set()).add(flag)
         try:
-            yield flag.is_set
+            yield lambda: flag.is_set() or (event is not None and event.given_up())
         finally:
             with self._lock:
                 self._flags.get(key, set()).discard(flag)
@@ -50,6 +94,32 @@ class CancelRegistry:
         for flag in flags:
             flag.set()
         return len(flags)
+
+
+class StrictNumber(gr.Number):
+    """gr.Number that refuses, with a message naming the field, what is not a finite number within its
+    bounds, and (precision=0) a fraction: gradio's own would round 1.5 to 2, and fail with an empty or
+    generic message on "abc", NaN or Infinity sent through the API."""
+
+    is_template = True  # rendered by gradio's number widget
+
+    def preprocess(self, payload):
+        from engine.limits import finite_number, whole_number  # light: no torch
+
+        if payload is None or (isinstance(payload, str) and not payload.strip()):
+            return None
+        name = (self.label or "value").split(" (")[0]
+        try:
+            if self.precision == 0:
+                return whole_number(payload, name, self.minimum, self.maximum)
+            value = finite_number(payload, name)
+            low = -math.inf if self.minimum is None else self.minimum
+            high = math.inf if self.maximum is None else self.maximum
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+            return value
+        except ValueError as err:
+            raise gr.Error(_capitalise(str(err)), title="Cannot run this", print_exception=False) from None
 
 
 @contextmanager

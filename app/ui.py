@@ -23,6 +23,7 @@ from app.handlers import (
 )
 from app.paper import PAPER_MODEL, PAPER_SCHEDULES, PAPER_SIZE
 from app.prompts import EXAMPLES
+from app.serving import StrictNumber
 from engine.flops import KNOWN_SIZES
 
 HEADER = """# PyramidalWan Studio
@@ -61,6 +62,7 @@ class Studio:
             server_name=host,
             server_port=port,
             allowed_paths=[str(self.config.outputs_root)],
+            max_file_size=self.config.max_upload,
             prevent_thread_lock=True,
             theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
             css=CSS,
@@ -84,7 +86,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
     config = config or AppConfig.from_env()
     config.outputs_root.mkdir(parents=True, exist_ok=True)
     h = Handlers(config)
-    _register_zero_gpu()
+    h.store.sweep()  # what a killed server left: unfinished videos, empty request folders    _register_zero_gpu()
     engine_events = {"concurrency_id": "engine", "concurrency_limit": config.workers}
     ttl = int(config.output_ttl_s)
 
@@ -124,7 +126,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                         )
                         schedule_note = gr.Markdown(elem_id="schedule-note")
                         with gr.Row():
-                            seed = gr.Number(
+                            seed = StrictNumber(
                                 label="Seed",
                                 value=0,
                                 precision=0,
@@ -139,7 +141,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                             negative = gr.Textbox(
                                 label="Negative prompt", placeholder="empty: the model's default"
                             )
-                            guidance = gr.Number(
+                            guidance = StrictNumber(
                                 label="Guidance (1 = no classifier-free guidance)",
                                 value=None,
                                 minimum=0,
@@ -192,7 +194,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                 )
                 with gr.Row():
                     c_prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], lines=1, scale=3)
-                    c_seed = gr.Number(
+                    c_seed = StrictNumber(
                         label="Seed", value=0, precision=0, minimum=0, maximum=2**32 - 1, scale=1
                     )
                     c_randomize = gr.Checkbox(label="Randomise seed", value=True, scale=1)
@@ -277,7 +279,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                         label="e: noise level at the end of the low stage",
                     )
                     l_wavelet = gr.Dropdown(["haar"], value="haar", label="Wavelet", allow_custom_value=True)
-                    l_seed = gr.Number(value=0, precision=0, label="Seed")
+                    l_seed = StrictNumber(value=0, precision=0, minimum=0, label="Seed")
                 jump_gallery = gr.Gallery(
                     label="The jump",
                     columns=3,
@@ -378,6 +380,8 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                     **PRIVATE,
                 )
             )
+        for event in cmp_events:  # the seed used (drawn when "Randomise" is ticked) goes back into its box
+            event.success(h.compare_seed, summary_json, c_seed, queue=False, **PRIVATE)
         c_stop.click(h.stop, None, summary, cancels=cmp_events, queue=False, **PRIVATE)
         n_runs.change(
             lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_RUNS)],

@@ -1,5 +1,6 @@
 """The work one request may ask for: frames, height and width each bounded, and the transformer compute
-(TFLOPs, counted by `engine.flops` for the request's model, schedule and guidance) bounded per host kind.
+(TFLOPs, counted by `engine.flops` for the request's model, schedule and guidance) bounded per host kind;
+and the strict number checks every entry point (engine, CLI, app) shares.
 
 Checked by `engine.pipeline.make_request` before anything is allocated, so a request that would hold a
 model for minutes (or ask the allocator for 167 GB) is refused at once with a message that names the
@@ -11,6 +12,7 @@ sets the compute limit outright.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, replace
 
@@ -19,6 +21,40 @@ from engine.pyramid import DEFAULT_NUM_STAGES, frame_multiple, spatial_multiple,
 
 BUDGET_ENV = "PYRAMIDALWAN_BUDGET"
 MAX_TFLOPS_ENV = "PYRAMIDALWAN_MAX_TFLOPS"
+
+
+def shown(value) -> str:
+    """repr for messages, cut short (a fuzzed value can be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def finite_number(value, name: str) -> float:
+    """A real, finite number (bools, strings, NaN and ±inf are refused with a message naming `name`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        raise ValueError(f"{name} is far too large, got {shown(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {shown(value)}")
+    return number
+
+
+def whole_number(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (a float only when it is whole: 7.0 but not 1.5), within [minimum, maximum]."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    else:
+        real = finite_number(value, name)
+        if real != int(real):
+            raise ValueError(f"{name} must be a whole number, got {shown(value)}")
+        number = int(real)
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        span = f" between {minimum} and {maximum}" if maximum is not None else f" of at least {minimum}"
+        raise ValueError(f"{name} must be a whole number{span}, got {shown(value)}")
+    return number
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ at the edge, then yields the sampler's events; the last event (kind "done") carr
 
 from __future__ import annotations
 
-import math
-import numbers
 import random
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ import numpy as np
 import torch
 
 from engine.flops import TERA, schedule_flops
-from engine.limits import Budget, host_budget
+from engine.limits import Budget, finite_number, host_budget, whole_number
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
@@ -26,6 +24,7 @@ from engine.transitions import DEFAULT_WAVELET, available_wavelets
 from engine.video import to_uint8_frames
 
 MAX_PROMPT_WORDS = 200
+MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
 
 
@@ -93,28 +92,6 @@ def random_seed() -> int:
     return random.SystemRandom().randrange(MAX_SEED + 1)
 
 
-def finite_number(value, name: str) -> float:
-    """A real, finite number (bools, strings, NaN and ±inf are refused with a message naming `name`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-def whole_number(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    """An integer (a float only when it is whole: 7.0 but not 1.5), within [minimum, maximum]."""
-    number = finite_number(value, name)
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    number = int(value) if isinstance(value, numbers.Integral) else int(number)
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        span = f" between {minimum} and {maximum}" if maximum is not None else f" of at least {minimum}"
-        raise ValueError(f"{name} must be a whole number{span}, got {value!r}")
-    return number
-
-
 def make_request(
     model: WanModel,
     prompt: str,
@@ -139,6 +116,8 @@ def make_request(
         raise ValueError(
             "the prompt is empty; describe the video, e.g. 'a red circle moving left on a black background'"
         )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt has {len(prompt):,} characters; keep it under {MAX_PROMPT_CHARS:,}")
     words = len(prompt.split())
     if words > MAX_PROMPT_WORDS:
         raise ValueError(f"the prompt has {words} words; keep it under {MAX_PROMPT_WORDS}")

@@ -126,12 +126,31 @@ def test_shape_choices_are_the_valid_pyramid_shapes():
 def test_output_folders_are_unique_and_old_ones_are_pruned(tmp_path):
     store = OutputStore(tmp_path, ttl_s=60)
     a, b = store.new_request_dir(), store.new_request_dir()
-    assert a != b and a.is_dir() and b.is_dir()
+    assert a != b and not a.exists()  # named only: the run creates it once the request is valid
+    a.mkdir(), b.mkdir()
     (a / "video.mp4").write_bytes(b"x")
     old = time.time() - 120
     os.utime(a, (old, old))
     assert store.prune() == [a]
     assert not a.exists() and b.exists()
+
+
+def test_sweep_removes_partial_videos_and_empty_folders_and_keeps_finished_runs(tmp_path):
+    store = OutputStore(tmp_path, ttl_s=3600)
+    empty, killed, done = (store.new_request_dir() for _ in range(3))
+    for folder in (empty, killed, done):
+        folder.mkdir()
+    (killed / "stage0.png").write_bytes(b"png")
+    (killed / "2-2-1-seed7.partial.mp4").write_bytes(b"half")
+    (done / "2-2-1-seed7.mp4").write_bytes(b"mp4")
+    removed = store.sweep()
+    assert set(removed) == {empty, killed / "2-2-1-seed7.partial.mp4"}
+    assert sorted(p.name for p in killed.iterdir()) == ["stage0.png"] and (done / "2-2-1-seed7.mp4").exists()
+    only_partial = store.new_request_dir()
+    only_partial.mkdir()
+    (only_partial / "x.partial.mp4").write_bytes(b"half")
+    store.discard_partial(only_partial)  # a failed run: nothing left, not even the folder
+    assert not only_partial.exists()
 
 
 def test_preview_sheet_keeps_low_stages_blocky_and_shrinks_large_videos():
