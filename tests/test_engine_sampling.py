@@ -82,9 +82,11 @@ def test_point_mass_oracle_gives_the_stage_clean_signal_at_every_step(rule):
     velocity with the noise that x implies, ε = (x − (1−ρ)(1−σe)·Y_k − ρ(1−σs)·U_k)/σ. Then every step's
     clean estimate is exactly Y_k, the stage ends on (1−σe)·Y_k + σe·ε with ε unit noise in every band,
     and the run ends on Y.
-    Fails without κ (the middle stage's estimate is κ·Y_1 + (1−κ)·U_1: ~10% too much detail) and without
-    the jump (plain upsampling leaves no noise in the detail band of the next stages' ε). (The old oracle
-    v = (x − Y_k)/σ made x − σ·v ≡ Y_k by construction and could detect neither.)"""
+    Checked by hand: fails without κ (both rules: the middle stage's estimate is κ·Y_1 + (1−κ)·U_1),
+    without the jump (Euler: the implied noise after plain upsampling has variance 0.60, 0.12 without the
+    detail noise) and without the stage-exact renoise (x0 rule: the renoised latent leaves the path, its
+    implied noise has variance 1.42). The old oracle v = (x − Y_k)/σ made x − σ·v ≡ Y_k by construction
+    and could detect none of these."""
     g = stage_geometry(17, 128, 128, latent_channels=4)
     y, lower = _clean_pyramid(g, batch=64)
     starts = [1.0, g.stages[1].sigma_start, g.stages[2].sigma_start]

@@ -8,11 +8,12 @@ for a band with orthogonal projector Π and exact law N(m, C), write C_Π = Π·
   √(2·tr(C_Π²)/(n − 1)) for Gaussian draws; the test allows 5 standard deviations either way.
 The runs are seeded, so they are deterministic; the bounds say how far off a correct sampler could land.
 
-Each Monte-Carlo test was checked by hand to fail (on a scratch copy of the engine) when
-- the jump is removed: `renoise_jump` replaced by plain upsampling `upsample(x)` (no detail-band noise);
+Each Monte-Carlo test was checked by hand to fail (on a scratch copy of engine/sampling.py) when
+- the jump is removed: `renoise_jump` replaced by plain upsampling `upsample(x)`, or by α·upsample(x)
+  (the right signal scale, no detail-band noise);
 - κ is removed: `stage_clean` replaced by x − σ·v;
 - the renoise is removed: the "x0" rule renoising with (1 − σ')·x̂0 + σ'·ε (the plain process).
-Which of these each test catches, and through which statistic, is in its docstring.
+Which of these each test catches, and the first statistic that failed, is in its docstring.
 """
 
 import math
@@ -91,9 +92,10 @@ def test_the_exact_velocity_carries_the_data_pyramid(model, euler_law):
 def test_euler_200_200_100_marginals_at_every_stage_end(model, euler_law):
     """The engine's Euler sampler matches the exact law at every stage end: the latent (band means and
     energies) and the stage's clean estimate that its stage_end event reports.
-    Fails without the jump (every detail band's energy of the next stages' latents: no noise there) and
-    without κ (the middle stage's clean estimate: its detail-band mean is κ ≈ 1.097 times too large).
-    Euler does not renoise, so the renoise step cannot affect it."""
+    Fails without the jump (stage 1 latent: low-band mean 13.6 against a bound of 0.12 with plain
+    upsampling, low-band energy 22.0 against 28.6 ± 2.4 with α·upsampling) and without κ (stage 1 clean
+    estimate: low-band energy 62.1 against 54.8 ± 4.6). Euler does not renoise, so the renoise step
+    cannot affect it."""
     ends = engine_stage_ends(model, (200, 200, 100), "euler", batch=64, channels=16)
     for k, (drawn, exact) in enumerate(zip(ends, euler_law)):
         for what in ("latent", "x0"):
@@ -105,9 +107,11 @@ def test_x0_rule_marginals_at_every_stage_end(model, counts):
     """The engine's "x0" rule matches the exact law of the stage-exact rule (DESIGN §6a) at every stage
     end, and that rule is mean-exact: with the exact velocity the clean estimate at every stage end has the
     data's mean μ_k and the latent (1−σe)·μ_k (asserted on the exact law, then on the draws through it).
-    Fails without the jump (detail-band energies of the later stages), without κ (the middle stage's
-    clean estimate: detail-band mean off by 20–30%) and without the stage-exact renoise (the renoised point
-    leaves the stage's path: means off at the middle and last stages)."""
+    Fails (first failing statistic, 2-2-1 / 4-4-2) without the jump (stage 1 latent low-band mean, or
+    with α·upsampling stage 1 low-band / stage 2 detail1-band energy), without κ (stage 1 latent
+    low-band energy 7.52 against 6.29 ± 0.36 / 9.01 against 7.21 ± 0.42) and without the stage-exact
+    renoise (the same statistic: 6.84 / 8.07). On the exact law the plain formulas are off the data's
+    mean by 20–30% in the middle stage's detail band."""
     law = sampler_law(model, counts, "x0")
     for k in range(3):
         np.testing.assert_allclose(law[k]["x0"].mean, model.mean[k], atol=1e-9)
