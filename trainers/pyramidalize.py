@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from engine.flops import TransformerSize, forward_flops
 from engine.models import ZOO_DIR, load_model
-from engine.pyramid import stage_geometry
+from engine.pyramid import stage_geometry, stage_point, stage_velocity
 from engine.transitions import upsample
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.data import FolderClips, cached
@@ -83,23 +83,14 @@ def pyramid_point(
     y: list[torch.Tensor], k: int, geometry, eps: torch.Tensor, rho: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The stage-k point at position ρ ∈ [0, 1] (0: the end point, 1: the start point) for noise eps:
-    (x, σ, velocity target). Linear in y, so gradients flow through it (DMD-PT renoises with it)."""
+    (x, σ, velocity target), through the engine's stage path (engine.pyramid.stage_point)."""
     stage = geometry.stages[k]
-    y_k = y[k]
     s_end = stage.sigma_end
     s_start = 1.0 if k == 0 else stage.sigma_start
-    end = (1 - s_end) * y_k + s_end * eps
-    if k == 0:
-        start = eps
-    else:
-        start = (1 - s_start) * upsample(
-            y[k - 1], temporal=geometry.stages[k - 1].temporal_halved
-        ) + s_start * eps
-    rho = rho.view(-1, 1, 1, 1, 1)
-    x = (1 - rho) * end + rho * start
-    sigma = ((1 - rho) * s_end + rho * s_start).view(-1)
-    target = (start - end) / (s_start - s_end)
-    return x, sigma, target
+    lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
+    sigma = s_end + rho.view(-1, 1, 1, 1, 1) * (s_start - s_end)
+    x = stage_point(y[k], lower, eps, sigma, s_start, s_end)
+    return x, sigma.view(-1), stage_velocity(y[k], lower, eps, s_start, s_end)
 
 
 def main(argv: list[str] | None = None) -> None:
