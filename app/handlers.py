@@ -429,14 +429,16 @@ class Handlers:
         from app.learn import sigma_curve
 
         with user_errors("plot"):
-            data = sigma_curve(schedule, float(shift))
+            data = sigma_curve(schedule, _optional_number(shift, "shift") or 1.0)
             return data, data
 
     def learn_jump(self, sigma_end: float, wavelet: str, seed: float | None):
         from app.learn import jump_panels
 
         with user_errors("jump demo"):
-            return jump_panels(float(sigma_end), wavelet or "haar", _optional_number(seed, "seed", whole=True) or 0)
+            sigma = _optional_number(sigma_end, "e")
+            seed = _optional_number(seed, "seed", whole=True) or 0
+            return jump_panels(1 / 3 if sigma is None else sigma, wavelet or "haar", seed)
 
     def learn_flops(self, spec: str, model: str, frames: float, height: float, width: float) -> str:
         from app.learn import compute_table

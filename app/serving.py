@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -94,32 +93,6 @@ class CancelRegistry:
         for flag in flags:
             flag.set()
         return len(flags)
-
-
-class StrictNumber(gr.Number):
-    """gr.Number that refuses, with a message naming the field, what is not a finite number within its
-    bounds, and (precision=0) a fraction: gradio's own would round 1.5 to 2, and fail with an empty or
-    generic message on "abc", NaN or Infinity sent through the API."""
-
-    is_template = True  # rendered by gradio's number widget
-
-    def preprocess(self, payload):
-        from engine.limits import finite_number, whole_number  # light: no torch
-
-        if payload is None or (isinstance(payload, str) and not payload.strip()):
-            return None
-        name = (self.label or "value").split(" (")[0]
-        try:
-            if self.precision == 0:
-                return whole_number(payload, name, self.minimum, self.maximum)
-            value = finite_number(payload, name)
-            low = -math.inf if self.minimum is None else self.minimum
-            high = math.inf if self.maximum is None else self.maximum
-            if not low <= value <= high:
-                raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-            return value
-        except ValueError as err:
-            raise gr.Error(_capitalise(str(err)), title="Cannot run this", print_exception=False) from None
 
 
 @contextmanager

@@ -23,7 +23,6 @@ from app.handlers import (
 )
 from app.paper import PAPER_MODEL, PAPER_SCHEDULES, PAPER_SIZE
 from app.prompts import EXAMPLES
-from app.serving import StrictNumber
 from engine.flops import KNOWN_SIZES
 
 HEADER = """# PyramidalWan Studio
@@ -43,6 +42,9 @@ footer { display: none !important; }
 """
 
 PRIVATE = {"api_visibility": "private"}
+# No precision or bounds on number inputs: gradio would round 1.5 to 2 and fail with a generic or empty
+# message on "abc", NaN or Infinity from the API; the handlers check them and name the field instead.
+CHECKED_BY_HANDLER = {"precision": None, "minimum": None, "maximum": None}
 
 
 @dataclass
@@ -126,14 +128,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                         )
                         schedule_note = gr.Markdown(elem_id="schedule-note")
                         with gr.Row():
-                            seed = StrictNumber(
-                                label="Seed",
-                                value=0,
-                                precision=0,
-                                minimum=0,
-                                maximum=2**32 - 1,
-                                elem_id="seed",
-                            )
+                            seed = gr.Number(label="Seed", value=0, step=1, elem_id="seed", **CHECKED_BY_HANDLER)
                             randomize = gr.Checkbox(
                                 label="Randomise seed", value=True, info="untick to reuse the seed shown"
                             )
@@ -141,12 +136,11 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                             negative = gr.Textbox(
                                 label="Negative prompt", placeholder="empty: the model's default"
                             )
-                            guidance = StrictNumber(
-                                label="Guidance (1 = no classifier-free guidance)",
+                            guidance = gr.Number(
+                                label="Guidance (1 = no classifier-free guidance, at most 30)",
                                 value=None,
-                                minimum=0,
-                                maximum=30,
                                 step=0.5,
+                                **CHECKED_BY_HANDLER,
                             )
                             with gr.Row():
                                 frames = gr.Dropdown(
@@ -194,9 +188,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                 )
                 with gr.Row():
                     c_prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], lines=1, scale=3)
-                    c_seed = StrictNumber(
-                        label="Seed", value=0, precision=0, minimum=0, maximum=2**32 - 1, scale=1
-                    )
+                    c_seed = gr.Number(label="Seed", value=0, step=1, scale=1, **CHECKED_BY_HANDLER)
                     c_randomize = gr.Checkbox(label="Randomise seed", value=True, scale=1)
                     n_runs = gr.Radio([2, 3, 4], value=2, label="Runs", scale=1)
                 with gr.Row():
@@ -279,7 +271,7 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                         label="e: noise level at the end of the low stage",
                     )
                     l_wavelet = gr.Dropdown(["haar"], value="haar", label="Wavelet", allow_custom_value=True)
-                    l_seed = StrictNumber(value=0, precision=0, minimum=0, label="Seed")
+                    l_seed = gr.Number(value=0, step=1, label="Seed", **CHECKED_BY_HANDLER)
                 jump_gallery = gr.Gallery(
                     label="The jump",
                     columns=3,
@@ -299,9 +291,9 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                     l_spec = gr.Textbox(value=PAPER_SCHEDULES, label="Schedules (comma-separated)", scale=4)
                     l_model = gr.Dropdown(list(KNOWN_SIZES), value=PAPER_MODEL, label="Model size", scale=1)
                 with gr.Row():
-                    l_frames = gr.Number(value=PAPER_SIZE[0], precision=0, label="Frames")
-                    l_height = gr.Number(value=PAPER_SIZE[1], precision=0, label="Height")
-                    l_width = gr.Number(value=PAPER_SIZE[2], precision=0, label="Width")
+                    l_frames = gr.Number(value=PAPER_SIZE[0], label="Frames", **CHECKED_BY_HANDLER)
+                    l_height = gr.Number(value=PAPER_SIZE[1], label="Height", **CHECKED_BY_HANDLER)
+                    l_width = gr.Number(value=PAPER_SIZE[2], label="Width", **CHECKED_BY_HANDLER)
                     l_flops_btn = gr.Button("Compute")
                 flops_table = gr.Markdown(elem_id="flops-table")
 

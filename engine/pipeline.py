@@ -24,7 +24,7 @@ from engine.transitions import DEFAULT_WAVELET, available_wavelets
 from engine.video import to_uint8_frames
 
 MAX_PROMPT_WORDS = 200
-MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**32 - 1
 
 
@@ -116,11 +116,11 @@ def make_request(
         raise ValueError(
             "the prompt is empty; describe the video, e.g. 'a red circle moving left on a black background'"
         )
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"the prompt has {len(prompt):,} characters; keep it under {MAX_PROMPT_CHARS:,}")
     words = len(prompt.split())
     if words > MAX_PROMPT_WORDS:
         raise ValueError(f"the prompt has {words} words; keep it under {MAX_PROMPT_WORDS}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt has {len(prompt):,} characters; keep it under {MAX_PROMPT_CHARS:,}")
     counts = parse_schedule(schedule if schedule is not None else card.schedule, card.num_stages)
     frames = whole_number(card.frames if frames is None else frames, "frames", minimum=1)
     height = whole_number(card.height if height is None else height, "height", minimum=1)
