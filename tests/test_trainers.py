@@ -255,21 +255,116 @@ def test_dmd_gradient_vanishes_when_critic_and_teacher_agree():
     assert torch.allclose(x.grad * x.numel(), grad)
 
 
-def test_stage_clean_inverts_the_pyramidal_forward_process():
-    from trainers.distill import project_to_stage, stage_clean
-    from trainers.pyramidalize import pyramid_point
+def test_pt_gradient_reaches_x0_through_the_stage_path():
+    """DMD-PT applies the clean-units gradient at the renoised input: x̂0 receives it scaled by
+    ∂x/∂x̂0 = (1−ρ)(1−σe); DMD-PT* applies the same gradient to x̂0 directly."""
+    from engine.pyramid import stage_point
+    from trainers.distill import dmd_loss
 
     g = stage_geometry(17, 64, 64, latent_channels=4)
+    s_start, s_end = g.stages[1].sigma_start, g.stages[1].sigma_end
     torch.manual_seed(0)
-    full = torch.randn(2, 4, 5, 8, 8)
-    y = [project_to_stage(full, k, g) for k in range(3)]
-    assert [t.shape[2:] for t in y] == [(2, 2, 2), (3, 4, 4), (5, 8, 8)]
+    x0 = torch.randn(2, 4, 3, 4, 4, requires_grad=True)
+    lower, eps, grad = torch.randn(3, 2, 4, 3, 4, 4)
+    sigma = torch.tensor([0.4, 0.7]).view(-1, 1, 1, 1, 1)
+    dmd_loss(stage_point(x0, lower, eps, sigma, s_start, s_end), grad).backward()
+    weight = (1 - (sigma - s_end) / (s_start - s_end)) * (1 - s_end)
+    assert torch.allclose(x0.grad * x0.numel(), weight * grad, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def pt_method(zoo):
+    from trainers import distill
+
+    cfg = distill.parse_config(
+        distill.DistillConfig,
+        [
+            f"out_dir={zoo}/runs/dmd-setup",
+            f"zoo_dir={zoo}/zoo",
+            "method=pt",
+            "variant=",
+            "pairs=3",
+            "pair_schedule=2-2-1",
+            "batch_size=2",
+            "critic_updates=1",
+        ],
+    )
+    method, _ = distill.setup(cfg)
+    return method
+
+
+def test_pairs_hold_the_teachers_stage_outputs(pt_method):
+    """Regression targets are the teacher's clean estimates at the end of every stage (stage_end events
+    of its own pyramidal run from the pair's noise), at the stage's resolution."""
+    from engine.sampling import cfg_denoiser, sample
+
+    m = pt_method
+    outs = m.pairs["stage_outputs"]
+    assert [o.shape[2:] for o in outs] == [s.latent_shape[1:] for s in m.geometry.stages]
+    assert torch.equal(outs[-1], m.pairs["output"])
+    n = len(m.pairs["captions"])
+    cond, uncond = m.teacher.encode_prompt(m.pairs["captions"], [""] * n)
+    den = cfg_denoiser(m.teacher.transformer, cond, uncond, m.cfg.guidance)
+    gen = torch.Generator().manual_seed(m.cfg.seed)  # the jumps' top-up noise: replay make_pairs' draws
+    torch.randn(m.pairs["noise"].shape, generator=gen)
+    events = sample(den, m.geometry, (2, 2, 1), gen, n, noise=m.pairs["noise"])
+    ends = [e.x0 for e in events if e.kind == "stage_end"]
     for k in range(3):
-        eps, rho = torch.randn_like(y[k]), torch.rand(2)
-        x, sigma, target = pyramid_point(y, k, g, eps, rho)
-        # with the true velocity, the implied clean stage signal is exactly y_k
-        recovered = stage_clean(x, sigma, target, eps, g.stages[k].sigma_end)
-        assert torch.allclose(recovered, y[k], atol=1e-5)
+        assert torch.allclose(ends[k], outs[k], atol=1e-5)
+
+
+def test_trained_step_is_the_generators_own_sampling_step(pt_method):
+    """The unroll is the engine's x0-rule sampler with the generator: replaying the same random draws,
+    the trained x̂0 is that sampler's clean estimate at step j and U is R↑ of the generator's own final
+    estimate of the previous stage (not R↓ of x̂0, not the data's lower stage)."""
+    from engine.sampling import sample
+    from engine.transitions import upsample
+    from trainers.zoo import velocity
+
+    m = pt_method
+    m.gen.manual_seed(5)
+    for _ in range(8):  # until a step of the middle or last stage comes up
+        state = m.gen.get_state()
+        t = m.trained_step(0)
+        if t.k > 0:
+            break
+    assert t.k > 0 and t.lower is not None
+    m.gen.set_state(state)
+    rows = torch.randint(0, len(m.pairs["captions"]), (m.cfg.batch_size,), generator=m.gen)
+    assert int(torch.randint(0, len(m.step_of), (1,), generator=m.gen)) == t.step
+    assert torch.equal(rows, t.rows)
+
+    def den(x, s, k):
+        with torch.no_grad():
+            return velocity(m.run.model, x, torch.full((x.shape[0],), s), m.cond[rows])
+
+    events = list(sample(den, m.geometry, m.counts, m.gen, len(rows), "x0", noise=m.pairs["noise"][rows]))
+    steps = [e for e in events if e.kind == "step"]
+    previous = next(e for e in events if e.kind == "stage_end" and e.stage == t.k - 1)
+    temporal = m.geometry.stages[t.k - 1].temporal_halved
+    assert torch.allclose(t.lower, upsample(previous.x0, temporal=temporal))
+    assert torch.allclose(t.x0.detach(), steps[t.step].x0, atol=1e-5)
+
+
+def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
+    """Real and fake clips go through one `renoise`: at σ = σs the point is (1−σs)·U + σs·ε whatever the
+    clean signal — the start point is built from the lower-stage signal given (the generator's own for
+    fake samples, the data's for real clips), never from R↓ of the clean signal."""
+    from trainers.distill import Trained
+
+    m = pt_method
+    shape = (2, *m.geometry.stages[1].latent_shape)
+    y1, y2, lower = torch.randn(3, *shape)
+    t = Trained(torch.arange(2), None, 2, 1, None, 0.5, lower, y1)
+    s_start = torch.full((2,), m.paths[1][0])
+    m.gen.manual_seed(0)
+    a, _, _ = m.renoise(y1, lower, t, s_start)
+    m.gen.manual_seed(0)
+    b, _, _ = m.renoise(y2, lower, t, s_start)
+    assert torch.allclose(a, b, atol=1e-6)
+    m.gen.manual_seed(0)
+    c, _, _ = m.renoise(y2, lower + 1, t, s_start)
+    assert torch.allclose(c - a, torch.full_like(a, 1 - m.paths[1][0]), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +391,7 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
             f"method={method}",
             f"variant={variant}",
             "pairs=2",
-            "pair_schedule=0-0-2",
+            "pair_schedule=1-1-1",
             "batch_size=2",
             "max_steps=2",
             "critic_updates=1",
@@ -328,7 +423,7 @@ def test_distill_lora_trains_adapters_only_and_exports_a_plain_model(zoo):
             "method=pt-star",
             f"variant={variant}",
             "pairs=2",
-            "pair_schedule=0-0-2",
+            "pair_schedule=1-1-1",
             "batch_size=2",
             "max_steps=3",
             "critic_updates=1",

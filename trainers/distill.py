@@ -7,40 +7,46 @@
     python -m trainers.distill method=plain generator=wan-tiny teacher=wan-tiny schedule=0-0-4 \
         critic_updates=2 lr=1e-4 variant=wan-tiny-dmd out_dir=runs/wan-tiny-dmd
 
-The generator (initialised from `generator`) samples with the engine's own "predict x0, renoise" rule
-over `schedule`, including the pyramid's jumps. Backward simulation: each step picks one step j of the
-schedule at random, runs the generator without gradients up to j and trains its prediction x̂0 at j, so
-every step of the few-step schedule is trained on the inputs it meets at inference.
+The generator (initialised from `generator`) samples with the engine's own "x0" rule over `schedule`,
+jumps included (engine.sampling.sample). Backward simulation: each step picks one step j of the schedule,
+runs the generator without gradients up to j and trains its clean estimate x̂0 at j, so every step of the
+few-step schedule is trained on the inputs it meets at inference. Everything stays on the pyramid the
+sampler walks (DESIGN §6a): x̂0 is the stage-exact clean estimate Ŷ_k = (x − σ·v − (1−κ)·U)/κ, the
+lower-stage signal U is R↑ of the generator's *own* previous stage's final estimate, renoising uses the
+stage's path `engine.pyramid.stage_point` with that U, clean estimates at renoised points use
+`engine.pyramid.stage_clean`, and the regression targets are the teacher's clean estimates at the end
+of the same stage (its stage_end events) from the same initial noise.
 
-DMD: x̂0 (at its stage's resolution) is renoised, the teacher with CFG gives the real clean estimate and a
-critic — a copy of the teacher trained by flow matching on generator samples, `critic_updates` times per
-generator step — the fake one; the generator is pushed by their normalised difference:
-    grad = (x0_fake − x0_real) / mean|x̂0 − x0_real|,   L = 0.5·‖x − sg(x − grad)‖².
-Methods differ in how x̂0 is renoised and where the gradient is applied:
-- `pt`: the stage's *pyramidal* forward process (a mix of the stage's end point and its start point built
-  from R↑R↓x̂0, trainers.pyramidalize.pyramid_point), teacher = the pyramidal model; the difference is
-  taken at the noisy input x and flows back to x̂0 through that linear map;
-- `pt-star`: the same renoising, but the difference of the two *clean stage signals* implied by the
-  teacher's and critic's velocities is applied to x̂0 directly (no Jacobian of the pyramidal map) — our
-  reading of the paper's simplified weighting;
-- `ot`: the original plain model as teacher at each stage's resolution, plain renoising
-  x = (1−t)·x̂0 + t·ε; `teacher_lowres_steps` first finetunes the teacher by plain flow matching on the
-  lower stages' clean latents (DESIGN §7: "first briefly finetuned to work at the low resolutions");
-- `plain`: the same as `ot` for a full-resolution schedule such as 0-0-4 (the Wan-DMD baseline).
-- `adv`: no critic; discriminator heads on the frozen teacher's block features (mean over tokens) tell
-  renoised real clips (the latent cache) from renoised generator samples; hinge loss; the generator's
-  loss is λ_adv·adv + λ_rec·rec with rec the regression below. Pyramidal renoising when the teacher is
-  pyramidal, plain otherwise.
+One class per method (read `PlainDMD.loss` or `Adversarial.loss` top to bottom); `Distillation` holds what
+they share (pairs, the unroll, renoising, the regression term, FLOPs):
+- `plain` (PlainDMD, the Wan-DMD baseline, schedules such as 0-0-4): the critic — a copy of the teacher —
+  follows the generator by flow matching (`critic_updates` per generator step); x̂0 renoised by the
+  plain process (the stage path from 1 to 0); grad = (x0_fake − x0_real)/mean|x̂0 − x0_real| applied to
+  x̂0 with L = 0.5·‖x̂0 − sg(x̂0 − grad)‖²;
+- `ot` (DMDOT): the same with the original plain model as teacher at each stage's resolution;
+  `teacher_lowres_steps` first finetunes it by plain flow matching on the lower stages' clean latents
+  (DESIGN §7: "first briefly finetuned to work at the low resolutions");
+- `pt` (DMDPT): the pyramidal teacher; x̂0 renoised on its stage's path; real and fake are stage-exact
+  clean estimates; the gradient — numerator and normaliser both in clean-signal units — is applied at
+  the renoised input, so it reaches x̂0 through the path's linear map (weight (1−ρ)(1−σe));
+- `pt-star` (DMDPTStar): the same, applied to x̂0 directly (weight 1) — our reading of the paper's
+  simplified weighting;
+- `adv` (Adversarial): discriminator heads on the frozen teacher's block features tell renoised real
+  clips (the latent cache, their own lower stage) from renoised generator samples (their own lower
+  stage), both through the same `renoise`; hinge loss; generator loss λ_adv·adv + λ_rec·rec. Pyramidal
+  path when the teacher is pyramidal, plain otherwise.
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
-A supervised term (`reg_weight`, ≈ 0.01) regresses x̂0 onto the teacher's own ODE output from the same
-initial noise, projected to the stage's resolution; the pairs are generated once into out_dir/pairs.pt.
+The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
+pyramidal schedule (`ot`) they come from the generator's pyramidal initialisation, the only model here
+with stage outputs below full resolution.
 
-Defaults as measured here (ToyBench 2-2-1, n = 32, 10 CPU-minutes each): 5 critic updates per generator
-step at generator lr 2e-5 gave DMD-PT* FD 1132 (the initialisation itself, same rule: 1239); 2 updates at
-1e-4 drifted away from the teacher (FD 1394, and 1874 for DMD-PT). The plain full-resolution baseline gets
-only ~100 steps in the same time and lost its objects with the new defaults (FD 4747 at 0-0-4, against
-2796 with 2 updates at 1e-4), so it is built with the earlier settings, as is the adversarial variant.
+Defaults as measured here before the stage-exact formulas (ToyBench 2-2-1, n = 32, 10 CPU-minutes
+each): 5 critic updates per generator step at generator lr 2e-5 gave DMD-PT* FD 1132 (the initialisation
+itself, same rule: 1239); 2 updates at 1e-4 drifted away from the teacher (FD 1394, and 1874 for DMD-PT).
+The plain full-resolution baseline gets only ~100 steps in the same time and lost its objects with the
+new defaults (FD 4747 at 0-0-4, against 2796 with 2 updates at 1e-4), so it is built with the earlier
+settings, as is the adversarial variant.
 """
 
 from __future__ import annotations
@@ -56,13 +62,12 @@ import torch.nn.functional as F
 
 from engine.flops import TransformerSize, forward_flops
 from engine.models import ZOO_DIR, load_model
-from engine.pyramid import stage_geometry
+from engine.pyramid import stage_clean, stage_geometry, stage_point, stage_velocity
 from engine.sampling import cfg_denoiser, sample
-from engine.schedule import parse_schedule
-from engine.transitions import downsample
+from engine.schedule import is_plain, parse_schedule, schedule_sigmas
+from engine.transitions import upsample
 from trainers.common import Run, TrainConfig, parse_config, set_threads
 from trainers.data import cached
-from trainers.pyramidalize import pyramid_point, pyramid_sample
 from trainers.zoo import export_variant, tiny_card, velocity
 from world.captions import caption
 from world.split import sample_attributes
@@ -106,35 +111,16 @@ class _Reached(Exception):
     """Stops the no-gradient unroll at the step being trained."""
 
 
-def project_to_stage(y: torch.Tensor, k: int, geometry) -> torch.Tensor:
-    """Full-resolution latents → stage k's resolution (R↓ once per stage above k)."""
-    for kk in range(geometry.num_stages - 1, k, -1):
-        y = downsample(y, temporal=geometry.stages[kk - 1].temporal_halved)
-    return y
-
-
-def dmd_gradient(
-    x0_fake: torch.Tensor, x0_real: torch.Tensor, x0: torch.Tensor, real_clean: torch.Tensor | None = None
-) -> torch.Tensor:
-    """DMD's normalised gradient (x0_fake − x0_real) / mean|x̂0 − x0_real| (mean per sample); zero when
-    the critic agrees with the teacher. `real_clean`: the teacher's estimate in x̂0's own space, when
-    x0_real lives elsewhere (DMD-PT takes the difference at the noisy input)."""
-    ref = x0_real if real_clean is None else real_clean
-    norm = (x0 - ref).abs().mean(dim=tuple(range(1, x0.ndim)), keepdim=True).clamp_min(1e-4)
+def dmd_gradient(x0_fake: torch.Tensor, x0_real: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """DMD's normalised gradient (x0_fake − x0_real) / mean|x̂0 − x0_real| (mean per sample), numerator
+    and normaliser both in the clean stage signal's units; zero when the critic agrees with the teacher."""
+    norm = (x0 - x0_real).abs().mean(dim=tuple(range(1, x0.ndim)), keepdim=True).clamp_min(1e-4)
     return (x0_fake - x0_real) / norm
 
 
 def dmd_loss(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """0.5·‖x − sg(x − grad)‖² (mean): its gradient with respect to x is grad (divided by x.numel())."""
     return 0.5 * F.mse_loss(x, (x - grad).detach(), reduction="mean")
-
-
-def stage_clean(x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor, eps: torch.Tensor, sigma_end: float):
-    """The clean stage signal Y implied by velocity v at the pyramidal point x (level σ) with noise eps:
-    the predicted end point E = x − (σ − σ_end)·v = (1 − σ_end)·Y + σ_end·ε, solved for Y."""
-    s = sigma.view(-1, 1, 1, 1, 1)
-    end = x - (s - sigma_end) * v
-    return (end - sigma_end * eps) / (1.0 - sigma_end)
 
 
 def guided_velocity(transformer, x, sigma, cond, uncond, guidance: float) -> torch.Tensor:
@@ -151,20 +137,32 @@ def random_captions(n: int, seed: int) -> list[str]:
 
 
 def make_pairs(teacher, geometry, n: int, schedule: str, guidance: float, seed: int, batch: int = 16):
-    """n (caption, initial noise, teacher ODE output) triples, the noise drawn per pair from `seed`."""
+    """n (caption, initial noise, teacher outputs) triples, the noise drawn per pair from `seed`.
+
+    "stage_outputs"[k]: the teacher's clean estimate at the end of stage k (its stage_end event; None
+    for stages the schedule skips), the regression target of the generator's steps in stage k.
+    """
     counts = parse_schedule(schedule, geometry.num_stages)
     captions = random_captions(n, seed)
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, *geometry.full.latent_shape), generator=gen)
-    outputs = []
+    stage_outputs: list[list[torch.Tensor]] = [[] for _ in geometry.stages]
     for i in range(0, n, batch):
         cond, uncond = teacher.encode_prompt(captions[i : i + batch], [""] * len(captions[i : i + batch]))
         den = cfg_denoiser(teacher.transformer, cond, uncond, guidance)
         chunk = noise[i : i + batch]
-        *_, done = sample(den, geometry, counts, gen, batch_size=chunk.shape[0], noise=chunk)
-        outputs.append(done.x0)
+        for ev in sample(den, geometry, counts, gen, batch_size=chunk.shape[0], noise=chunk):
+            if ev.kind == "stage_end":
+                stage_outputs[ev.stage].append(ev.x0)
         print(f"teacher pairs {min(i + batch, n)}/{n}", flush=True)
-    return {"captions": captions, "noise": noise, "output": torch.cat(outputs), "schedule": schedule}
+    outputs = [torch.cat(o) if o else None for o in stage_outputs]
+    return {
+        "captions": captions,
+        "noise": noise,
+        "output": outputs[-1],
+        "stage_outputs": outputs,
+        "schedule": schedule,
+    }
 
 
 class FeatureDiscriminator(torch.nn.Module):
@@ -189,8 +187,305 @@ class FeatureDiscriminator(torch.nn.Module):
         return sum(head(f) for head, f in zip(self.heads, self._features)).view(-1)
 
 
-def main(argv: list[str] | None = None) -> None:
-    cfg = parse_config(DistillConfig, argv, __doc__.splitlines()[0])
+# --- what every method shares: the generator's own sampling and the stage path --------------------
+
+
+PLAIN_PATH = (1.0, 0.0)  # the plain process x = (1−σ)·x0 + σ·ε is the stage path from 1 to 0, no U
+
+
+@dataclasses.dataclass
+class Trained:
+    """The generator's step being trained: its input (x at σ in stage k, from its own unrolled
+    sampling), the lower-stage signal U = R↑ of its own previous stage's final clean estimate (None
+    where the stage starts at σ = 1), and its clean estimate x̂0 = Ŷ_k (with gradient)."""
+
+    rows: torch.Tensor  # which pairs
+    text: torch.Tensor
+    step: int  # index j of the step in the schedule
+    k: int
+    x: torch.Tensor
+    sigma: float
+    lower: torch.Tensor | None
+    x0: torch.Tensor
+
+
+class Distillation:
+    """The shared part of every method: the data (teacher pairs), the generator's backward simulation,
+    renoising on a stage path and the regression term. Methods subclass it and define `loss`."""
+
+    pyramidal = True  # renoise on the pyramid's stage path (False: the plain process)
+
+    def __init__(self, cfg: DistillConfig, run: Run, teacher, teacher_net, geometry, pairs, out: Path):
+        self.cfg, self.run, self.teacher, self.teacher_net = cfg, run, teacher, teacher_net
+        self.geometry, self.pairs, self.out = geometry, pairs, out
+        self.counts = parse_schedule(cfg.schedule, geometry.num_stages)
+        # (σs, σe) of every stage as the sampler walks it: the first active stage starts at 1
+        self.paths = [
+            None if g is None else (g[0].item(), g[-1].item()) for g in schedule_sigmas(geometry, self.counts)
+        ]
+        self.step_of = [k for k, c in enumerate(self.counts) for _ in range(c)]  # stage of each step
+        self.cond, uncond = teacher.encode_prompt(pairs["captions"], [""] * len(pairs["captions"]))
+        self.uncond = uncond[:1]
+        size = TransformerSize.from_config(
+            dict(teacher_net.config), text_len=teacher.card.max_sequence_length
+        )
+        self.stage_tflops = [forward_flops(s.tokens, size) / 1e12 for s in geometry.stages]
+        self.tflops = 0.0
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+
+    # the generator's own sampling ------------------------------------------------------------------
+
+    def trained_step(self, step: int) -> Trained:
+        """Pick pairs and a step j of the schedule; run the generator's "x0"-rule sampling (the engine's,
+        jumps included) without gradients up to j; predict x̂0 at j with gradients."""
+        gen, model = self.gen, self.run.model
+        rows = torch.randint(0, len(self.pairs["captions"]), (self.cfg.batch_size,), generator=gen)
+        j = int(torch.randint(0, len(self.step_of), (1,), generator=gen))
+        text = self.cond[rows]
+        reached, finals = [], {}
+
+        def denoiser(x, s, k):
+            if len(reached) == j:
+                reached.append((x, s, k))
+                raise _Reached
+            reached.append(None)
+            with torch.no_grad():
+                return velocity(model, x, torch.full((x.shape[0],), s), text)
+
+        noise = self.pairs["noise"][rows]
+        try:
+            for ev in sample(denoiser, self.geometry, self.counts, gen, len(rows), "x0", noise=noise):
+                if ev.kind == "stage_end":
+                    finals[ev.stage] = ev.x0
+        except _Reached:
+            x, s, k = reached[-1]
+        else:
+            raise RuntimeError(f"step {j} is past the schedule {self.cfg.schedule}")
+        lower = None
+        if self.paths[k][0] < 1.0:  # U as the sampler carries it: R↑ of its previous stage's Ŷ
+            lower = upsample(finals[k - 1], temporal=self.geometry.stages[k - 1].temporal_halved)
+        v = velocity(model, x, torch.full((len(rows),), s), text)
+        x0 = stage_clean(x, v, lower, s, *self.paths[k])
+        return Trained(rows, text, j, k, x, s, lower, x0)
+
+    # renoising on a path -----------------------------------------------------------------------------
+
+    def path(self, t: Trained) -> tuple[float, float]:
+        return self.paths[t.k] if self.pyramidal else PLAIN_PATH
+
+    def renoise(self, y: torch.Tensor, lower, t: Trained, sigma: torch.Tensor | None = None):
+        """(x, σ, velocity target) of the clean stage signal y on the method's path at stage t.k: the
+        stage path with lower-stage signal `lower` (pyramidal) or the plain process. σ uniform over the
+        inner 96% of the path unless given; differentiable in y."""
+        s_start, s_end = self.path(t)
+        if sigma is None:
+            u = torch.rand(y.shape[0], generator=self.gen) * 0.96 + 0.02
+            sigma = s_end + u * (s_start - s_end)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        lower = lower if self.pyramidal else None
+        eps = torch.randn(y.shape, generator=self.gen)
+        x = stage_point(y, lower, eps, s, s_start, s_end)
+        return x, sigma, stage_velocity(y, lower, eps, s_start, s_end)
+
+    def clean(self, x, sigma: torch.Tensor, v, t: Trained) -> torch.Tensor:
+        """The clean stage signal a velocity implies at a renoised point (DESIGN §6a)."""
+        return stage_clean(
+            x, v, t.lower if self.pyramidal else None, sigma.view(-1, 1, 1, 1, 1), *self.path(t)
+        )
+
+    # the regression term and bookkeeping -------------------------------------------------------------
+
+    def regression(self, t: Trained) -> torch.Tensor:
+        """x̂0 against the teacher's own clean estimate at the end of the same stage, same noise."""
+        return F.mse_loss(t.x0, self.pairs["stage_outputs"][t.k][t.rows])
+
+    def count_flops(self, t: Trained, forwards_at_k: int) -> float:
+        """Training TFLOPs so far: the unroll's forwards, then `forwards_at_k` forwards at stage k."""
+        flops = sum(self.stage_tflops[self.step_of[i]] for i in range(t.step))
+        self.tflops += len(t.rows) * (flops + self.stage_tflops[t.k] * forwards_at_k)
+        return self.tflops
+
+    def save(self) -> None:
+        """Methods with models of their own beside the generator save them here (resumable)."""
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+
+class _CriticState:
+    """An extra trained model and its optimiser, checkpointed in out_dir/state/<name>.pt."""
+
+    def __init__(self, run: Run, model: torch.nn.Module, lr: float, path: Path):
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, betas=(0.0, 0.99))
+        self.model, self.opt = run.accelerator.prepare(model, opt)
+        self.run, self.path = run, path
+        if path.exists():
+            saved = torch.load(path)
+            run.accelerator.unwrap_model(self.model).load_state_dict(saved["model"])
+            self.opt.load_state_dict(saved["opt"])
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.run.accelerator.backward(loss)
+        self.opt.step()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        model = self.run.accelerator.unwrap_model(self.model)
+        torch.save({"model": model.state_dict(), "opt": self.opt.state_dict()}, self.path)
+
+
+# --- the methods ------------------------------------------------------------------------------------
+
+
+class PlainDMD(Distillation):
+    """DMD (Wan-DMD; DESIGN §7). Each step:
+    1. the critic (a copy of the teacher) follows the generator: `critic_updates` flow-matching steps on
+       x̂0 renoised on the method's path, target the path's velocity;
+    2. x̂0 is renoised once more; the teacher (with CFG) and the critic give the real and fake clean
+       estimates there;
+    3. grad = (fake − real)/mean|x̂0 − real|, applied to x̂0 (L = 0.5·‖x̂0 − sg(x̂0 − grad)‖²), plus
+       reg_weight × the regression onto the teacher's stage outputs.
+    The plain process is the stage path from σ = 1 to 0, so here the clean estimate is x − σ·v."""
+
+    pyramidal = False
+    grad_at_noisy_input = False  # DMD-PT applies the gradient at the renoised input instead
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        critic = copy.deepcopy(self.teacher_net).requires_grad_(True).train()
+        self.critic = _CriticState(self.run, critic, self.cfg.critic_lr, self.out / "state" / "critic.pt")
+
+    def critic_sigma(self, n: int, t: Trained) -> torch.Tensor:
+        """σ as the critic's own model was trained: logit-normal (plain) or uniform along the stage."""
+        if self.pyramidal:
+            s_start, s_end = self.path(t)
+            return s_end + torch.rand(n, generator=self.gen) * (s_start - s_end)
+        return torch.sigmoid(torch.randn(n, generator=self.gen))
+
+    def loss(self, step: int):
+        cfg, t = self.cfg, self.trained_step(step)
+        x0 = t.x0.detach()
+        for _ in range(cfg.critic_updates):
+            x, sigma, target = self.renoise(x0, t.lower, t, self.critic_sigma(len(x0), t))
+            c_loss = F.mse_loss(velocity(self.critic.model, x, sigma, t.text).float(), target.float())
+            self.critic.update(c_loss)
+
+        x, sigma, _ = self.renoise(t.x0, t.lower, t)  # differentiable in x̂0
+        with torch.no_grad():
+            uncond = self.uncond.expand_as(t.text)
+            v_real = guided_velocity(self.teacher_net, x, sigma, t.text, uncond, cfg.guidance)
+            v_fake = velocity(self.critic.model, x, sigma, t.text)
+        grad = dmd_gradient(self.clean(x, sigma, v_fake, t), self.clean(x, sigma, v_real, t), x0)
+        # DMD-PT: at x the gradient reaches x̂0 through the path, scaled by ∂x/∂x̂0 = (1−ρ)(1−σe)
+        loss = dmd_loss(x, grad) if self.grad_at_noisy_input else dmd_loss(t.x0, grad)
+        metrics = {"stage": t.k, "sigma": t.sigma, "dmd": float(loss.detach())}
+        metrics["critic"] = float(c_loss.detach()) if cfg.critic_updates else 0.0
+        if cfg.reg_weight:
+            reg = self.regression(t)
+            metrics["reg"] = float(reg.detach())
+            loss = loss + cfg.reg_weight * reg
+        # forwards at stage k: generator 3 (fwd + bwd), critic 3 per update + 1, teacher 1 or 2 (CFG)
+        forwards = 3 + 3 * cfg.critic_updates + 1 + (2 if cfg.guidance != 1.0 else 1)
+        metrics["train_tflops"] = self.count_flops(t, forwards)
+        if step and step % cfg.checkpoint_every == 0:
+            self.save()
+        return loss, metrics
+
+    def save(self) -> None:
+        self.critic.save()
+
+
+class DMDOT(PlainDMD):
+    """DMD-OT: the original (plain) model as teacher at every stage's resolution, plain renoising;
+    `teacher_lowres_steps` first finetunes it by plain flow matching on the lower stages' clean latents
+    (DESIGN §7) — see `finetune_lowres`."""
+
+
+class DMDPT(PlainDMD):
+    """DMD-PT: the pyramidal teacher; x̂0 is renoised on its stage's path (the generator's own U), the
+    real and fake clean estimates are the stage-exact Ŷ (DESIGN §6a) and the gradient, computed in the
+    clean signal's units, is applied at the renoised input, so it reaches x̂0 through the path's linear
+    map: an effective weight (1−ρ)(1−σe) per sample."""
+
+    pyramidal = True
+    grad_at_noisy_input = True
+
+
+class DMDPTStar(DMDPT):
+    """DMD-PT*: DMD-PT with the gradient applied to x̂0 directly (weight 1 at every σ) — our reading of
+    the paper's simplified weighting."""
+
+    grad_at_noisy_input = False
+
+
+class Adversarial(Distillation):
+    """Adv: discriminator heads on the frozen teacher's block features (FeatureDiscriminator), hinge loss.
+    Real clips (the latent cache, lower stage from the data) and generator samples (lower stage from the
+    generator's own previous stage) are renoised by the same `renoise` on the same path, σ drawn the same
+    way; the generator's loss is λ_adv·adv + λ_rec·rec. Pyramidal path when the teacher is pyramidal."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.pyramidal = self.teacher.card.pyramidal
+        self.real_data = clean_latents(self.teacher, self.teacher.card, self.geometry, self.cfg)
+        d = FeatureDiscriminator(self.teacher_net)
+        self.critic = _CriticState(self.run, d, self.cfg.critic_lr, self.out / "state" / "critic.pt")
+
+    def loss(self, step: int):
+        cfg, t = self.cfg, self.trained_step(step)
+        latents, captions = self.real_data.sample(step, len(t.rows))
+        with torch.no_grad():
+            real_text, _ = self.teacher.encode_prompt(captions, None)
+        k = t.k
+        real_lower = None
+        if self.pyramidal and self.path(t)[0] < 1.0:
+            real_lower = upsample(
+                latents[k - 1].to(t.x0), temporal=self.geometry.stages[k - 1].temporal_halved
+            )
+        x_real, s_real, _ = self.renoise(latents[k].to(t.x0), real_lower, t)
+        x_fake, s_fake, _ = self.renoise(t.x0, t.lower, t)
+        d = self.critic.model
+        for _ in range(max(1, cfg.critic_updates)):
+            d_loss = F.relu(1 - d(x_real, s_real, real_text)).mean()
+            d_loss = d_loss + F.relu(1 + d(x_fake.detach(), s_fake, t.text)).mean()
+            self.critic.update(d_loss)
+        adv = -d(x_fake, s_fake, t.text).mean()  # through the frozen teacher to x̂0
+        rec = self.regression(t)
+        metrics = {"stage": k, "sigma": t.sigma, "critic": float(d_loss.detach())}
+        metrics.update(adv=float(adv.detach()), reg=float(rec.detach()))
+        forwards = 3 + 3 * max(1, cfg.critic_updates) * 2 + 3  # generator, D on real + fake, G's D pass
+        metrics["train_tflops"] = self.count_flops(t, forwards)
+        if step and step % cfg.checkpoint_every == 0:
+            self.save()
+        return cfg.adv_weight * adv + cfg.rec_weight * rec, metrics
+
+    def save(self) -> None:
+        self.critic.save()
+
+
+METHODS = {"pt": DMDPT, "pt-star": DMDPTStar, "ot": DMDOT, "plain": PlainDMD, "adv": Adversarial}
+
+
+def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path) -> dict:
+    """The teacher ODE pairs (shared file; regenerated when it lacks the per-stage outputs)."""
+    path = Path(cfg.pairs_file) if cfg.pairs_file else out / "pairs.pt"
+    if path.exists():
+        pairs = torch.load(path)
+        if "stage_outputs" in pairs:
+            return pairs
+        print(f"{path} has no per-stage teacher outputs: regenerating it")
+    schedule = cfg.pair_schedule or pair_model.card.schedule
+    pairs = make_pairs(pair_model, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(pairs, path)
+    return pairs
+
+
+def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
+    """Load the teacher and the generator's initialisation, the pairs and (for `ot`) the low-resolution
+    teacher; return the method, ready to train, and the initialisation's model card."""
     if cfg.method not in METHODS:
         raise SystemExit(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
@@ -207,23 +502,22 @@ def main(argv: list[str] | None = None) -> None:
         card.frames, card.height, card.width, card.num_stages, init.latent_channels, card.boundaries
     )
     counts = parse_schedule(cfg.schedule, geometry.num_stages)
-    adversarial = cfg.method == "adv"
-    pyramidal_renoise = cfg.method in ("pt", "pt-star") or (adversarial and teacher.card.pyramidal)
-    if pyramidal_renoise and not teacher.card.pyramidal:
+    if cfg.method in ("pt", "pt-star") and not teacher.card.pyramidal:
         raise SystemExit(f"method {cfg.method} needs a pyramidal teacher; {cfg.teacher} is not one")
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs_file = Path(cfg.pairs_file) if cfg.pairs_file else out / "pairs.pt"
-    if pairs_file.exists():
-        pairs = torch.load(pairs_file)
-    else:
-        schedule = cfg.pair_schedule or teacher.card.schedule
-        pairs = make_pairs(teacher, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed)
-        pairs_file.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(pairs, pairs_file)
-    cond_all, uncond = teacher.encode_prompt(pairs["captions"], [""] * len(pairs["captions"]))
-    uncond = uncond[:1]
+    # regression targets are stage outputs: a plain teacher has none below full resolution, so a
+    # pyramidal schedule then takes its pairs from the generator's (pyramidal) initialisation
+    pair_model = teacher if teacher.card.pyramidal or is_plain(counts) else init
+    pairs = load_pairs(cfg, pair_model, geometry, out)
+    missing = [k for k, c in enumerate(counts) if c and pairs["stage_outputs"][k] is None]
+    if missing:
+        raise SystemExit(
+            f"the teacher pairs were sampled with {pairs['schedule']}, which skips stage(s) {missing} that "
+            f"{cfg.schedule} trains; regression targets are the teacher's stage outputs: give a "
+            f"pair_schedule with steps at every stage (e.g. 20-20-10) or a new pairs_file"
+        )
 
     teacher_net = teacher.transformer.requires_grad_(False).eval()
     if cfg.method == "ot" and cfg.teacher_lowres_steps and not (out / "teacher-lowres").is_dir():
@@ -232,172 +526,20 @@ def main(argv: list[str] | None = None) -> None:
         from diffusers import WanTransformer3DModel
 
         teacher_net = WanTransformer3DModel.from_pretrained(out / "teacher-lowres").requires_grad_(False)
-    if adversarial:
-        critic = FeatureDiscriminator(teacher_net)
-        real_data = clean_latents(teacher, card, geometry, cfg)
-    else:
-        critic = copy.deepcopy(teacher_net).requires_grad_(True).train()
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
     del init
     if cfg.lora_rank:
         add_lora(generator, cfg.lora_rank, cfg.lora_alpha or cfg.lora_rank)
     run = Run(cfg, generator)  # trains the parameters that require grad: all, or the adapters
-    critic_params = [p for p in critic.parameters() if p.requires_grad]
-    critic_opt = torch.optim.AdamW(critic_params, lr=cfg.critic_lr, betas=(0.0, 0.99))
-    critic, critic_opt = run.accelerator.prepare(critic, critic_opt)
-    critic_state = out / "state" / "critic.pt"
-    if critic_state.exists():
-        saved = torch.load(critic_state)
-        run.accelerator.unwrap_model(critic).load_state_dict(saved["model"])
-        critic_opt.load_state_dict(saved["opt"])
+    return METHODS[cfg.method](cfg, run, teacher, teacher_net, geometry, pairs, out), card
 
-    size = TransformerSize.from_config(dict(teacher_net.config), text_len=card.max_sequence_length)
-    stage_flops = [forward_flops(s.tokens, size) / 1e12 for s in geometry.stages]
-    step_of = [k for k, c in enumerate(counts) for _ in range(c)]  # stage of each step of the schedule
-    tflops = [0.0]
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
 
-    def unroll(rows: torch.Tensor, j: int):
-        """(x, σ, stage) at step j of the generator's own sampling, without gradients."""
-        text = cond_all[rows]
-        calls = []
-
-        def denoiser(x, s, k):
-            if len(calls) == j:
-                calls.append((x, s, k))
-                raise _Reached
-            calls.append(None)
-            with torch.no_grad():
-                return velocity(run.model, x, torch.full((x.shape[0],), s), text)
-
-        try:
-            for _ in sample(
-                denoiser,
-                geometry,
-                counts,
-                gen,
-                batch_size=len(rows),
-                step_rule="x0",
-                noise=pairs["noise"][rows],
-            ):
-                pass
-        except _Reached:
-            return calls[-1]
-        raise RuntimeError(f"step {j} is past the schedule {cfg.schedule}")
-
-    def clean_levels(x0: torch.Tensor, k: int) -> list:
-        """The clean signals pyramid_point reads for stage k: x̂0 and, below it, R↓x̂0 (differentiable)."""
-        y = [None] * k + [x0]
-        if k > 0:
-            y[k - 1] = downsample(x0, temporal=geometry.stages[k - 1].temporal_halved)
-        return y
-
-    def renoise(x0: torch.Tensor, k: int):
-        """(x, σ, ε) of x̂0 renoised at stage k, differentiable in x̂0."""
-        b = x0.shape[0]
-        eps = torch.randn(x0.shape, generator=gen)
-        u = torch.rand(b, generator=gen) * 0.96 + 0.02
-        if pyramidal_renoise:
-            x, sigma, _ = pyramid_point(clean_levels(x0, k), k, geometry, eps, u)
-            return x, sigma, eps
-        s = u.view(-1, 1, 1, 1, 1)
-        return (1 - s) * x0 + s * eps, u, eps
-
-    def critic_loss(x0: torch.Tensor, k: int, text: torch.Tensor) -> torch.Tensor:
-        if pyramidal_renoise:
-            x, sigma, target = pyramid_sample(clean_levels(x0, k), k, geometry, gen)
-        else:
-            eps = torch.randn(x0.shape, generator=gen)
-            sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
-            s = sigma.view(-1, 1, 1, 1, 1)
-            x, target = (1 - s) * x0 + s * eps, eps - x0
-        return F.mse_loss(velocity(critic, x, sigma, text).float(), target.float())
-
-    def rec_loss(x0: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
-        return F.mse_loss(x0, project_to_stage(pairs["output"][rows], k, geometry))
-
-    def adversarial_step(x0, k, text, rows, step, metrics):
-        latents, captions = real_data.sample(step, len(rows))
-        with torch.no_grad():
-            real_text, _ = teacher.encode_prompt(captions, None)
-        y_real = [lat.to(x0) for lat in latents[: k + 1]]
-        if pyramidal_renoise:
-            x_real, s_real, _ = pyramid_sample(y_real, k, geometry, gen)
-        else:
-            x_real, s_real, _ = renoise(y_real[k], k)
-        x_fake, s_fake, _ = renoise(x0, k)
-        for _ in range(max(1, cfg.critic_updates)):
-            d_loss = F.relu(1 - critic(x_real, s_real, real_text)).mean()
-            d_loss = d_loss + F.relu(1 + critic(x_fake.detach(), s_fake, text)).mean()
-            critic_opt.zero_grad(set_to_none=True)
-            run.accelerator.backward(d_loss)
-            critic_opt.step()
-        adv = -critic(x_fake, s_fake, text).mean()  # through the frozen teacher to x̂0
-        rec = rec_loss(x0, rows, k)
-        metrics.update(critic=float(d_loss.detach()), adv=float(adv.detach()), reg=float(rec.detach()))
-        forwards = 3 + 3 * max(1, cfg.critic_updates) * 2 + 3  # generator, D on real + fake, G's D pass
-        tflops[0] += len(rows) * stage_flops[k] * forwards
-        metrics["train_tflops"] = tflops[0]
-        return cfg.adv_weight * adv + cfg.rec_weight * rec, metrics
-
-    def loss_fn(step: int):
-        rows = torch.randint(0, len(pairs["captions"]), (cfg.batch_size,), generator=gen)
-        j = int(torch.randint(0, len(step_of), (1,), generator=gen))
-        x_j, s_j, k = unroll(rows, j)
-        text = cond_all[rows]
-        b = len(rows)
-        v = velocity(run.model, x_j, torch.full((b,), s_j), text)
-        x0 = x_j - s_j * v
-        metrics = {"stage": k, "sigma": s_j}
-
-        if adversarial:
-            return adversarial_step(x0, k, text, rows, step, metrics)
-        for _ in range(cfg.critic_updates):  # the critic follows the generator's current samples
-            c_loss = critic_loss(x0.detach(), k, text)
-            critic_opt.zero_grad(set_to_none=True)
-            run.accelerator.backward(c_loss)
-            critic_opt.step()
-        metrics["critic"] = float(c_loss.detach()) if cfg.critic_updates else 0.0
-
-        x, sigma, eps = renoise(x0, k)
-        with torch.no_grad():
-            v_real = guided_velocity(teacher_net, x, sigma, text, uncond.expand_as(text), cfg.guidance)
-            v_fake = velocity(critic, x, sigma, text)
-        s = sigma.view(-1, 1, 1, 1, 1)
-        if cfg.method == "pt":
-            sigma_end = geometry.stages[k].sigma_end
-            real = stage_clean(x, sigma, v_real, eps, sigma_end)
-            grad = dmd_gradient(x - s * v_fake, x - s * v_real, x0.detach(), real_clean=real)
-            loss = dmd_loss(x, grad)  # flows back to x̂0 through the pyramidal renoising map
-        elif cfg.method == "pt-star":
-            sigma_end = geometry.stages[k].sigma_end
-            fake = stage_clean(x, sigma, v_fake, eps, sigma_end)
-            real = stage_clean(x, sigma, v_real, eps, sigma_end)
-            loss = dmd_loss(x0, dmd_gradient(fake, real, x0.detach()))
-        else:
-            loss = dmd_loss(x0, dmd_gradient(x - s * v_fake, x - s * v_real, x0.detach()))
-        metrics["dmd"] = float(loss.detach())
-        if cfg.reg_weight:
-            reg = rec_loss(x0, rows, k)
-            metrics["reg"] = float(reg.detach())
-            loss = loss + cfg.reg_weight * reg
-        # forwards: unroll j, generator 3 (fwd + bwd), critic 3 per update + 1, teacher 1 or 2 (CFG)
-        flops = sum(stage_flops[step_of[i]] for i in range(j)) + stage_flops[k] * (
-            3 + 3 * cfg.critic_updates + 1 + (2 if cfg.guidance != 1.0 else 1)
-        )
-        tflops[0] += b * flops
-        metrics["train_tflops"] = tflops[0]
-        if step and step % cfg.checkpoint_every == 0:
-            save_critic()
-        return loss, metrics
-
-    def save_critic() -> None:
-        critic_state.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": run.accelerator.unwrap_model(critic).state_dict(), "opt": critic_opt.state_dict()}
-        torch.save(state, critic_state)
-
-    run.train(loss_fn)
-    save_critic()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(DistillConfig, argv, __doc__.splitlines()[0])
+    method, card = setup(cfg)
+    run, zoo = method.run, Path(cfg.zoo_dir)
+    run.train(method.loss)
+    method.save()
     if run.accelerator.is_main_process and cfg.variant:
         with run.ema_weights() as ema:
             distilled = tiny_card(
