@@ -7,6 +7,9 @@
   real-vs-real floor at the same n (two independent renders of the same captions).
 - `temporal_consistency`: mean frame-to-frame change and flicker (second temporal difference) of the
   generated clips relative to real clips of the same captions; 1.0 means "as steady as real".
+- `coherence`: is the main object one steady thing: present in every frame, of stable size unless the
+  caption says grow/shrink, moving inside each 4-frame latent chunk as real renders do and not jumping
+  between chunks.
 - `centroid_motion`: an interpretable motion reading that needs no network: the main object's mask is
   the difference to a background estimated from the border columns, its centroid and area are tracked,
   and a few rules name the motion. Meant for single-object clips.
@@ -187,6 +190,73 @@ def centroid_motion(videos: torch.Tensor) -> list[str]:
     return [classify_track(area[i], cx[i], cy[i], tracks["masks"][i]) for i in range(len(videos))]
 
 
+# ------------------------------------------------------------------------------------ temporal coherence
+
+PRESENT_AREA = 2e-3  # a frame shows the object when its mask covers more than this share of the frame
+SIZE_STABLE_RATIO = 1.5  # largest / smallest mask area over a clip that still counts as "the same size"
+SIZE_CHANGING_MOTIONS = ("grow", "shrink")
+
+
+def latent_frame_index(frames: int, temporal_factor: int = 4) -> np.ndarray:
+    """Which latent frame each pixel frame is encoded in: Wan's VAE keeps frame 0 alone and packs every
+    following `temporal_factor` frames into one latent frame (17 frames -> 0,1,1,1,1,2,2,2,2,...)."""
+    f = np.arange(frames)
+    return np.where(f == 0, 0, (f - 1) // temporal_factor + 1)
+
+
+def chunk_changes(videos: torch.Tensor, temporal_factor: int = 4) -> dict[str, float]:
+    """Mean |x[t+1] − x[t]| over frame pairs inside one latent frame ("within") and across a latent frame
+    boundary ("boundary"), for (B, 3, F, H, W) videos. Real renders move evenly: the two are alike. A
+    generator whose latent frames decode to repeated pictures has within ≈ 0; one whose objects jump from
+    one latent frame to the next has boundary ≫ within."""
+    change = (videos[:, :, 1:] - videos[:, :, :-1]).float().abs().mean(dim=(0, 1, 3, 4))  # (F − 1,)
+    index = latent_frame_index(videos.shape[2], temporal_factor)
+    inside = torch.from_numpy(index[1:] == index[:-1])
+    if not inside.any() or inside.all():
+        raise ValueError(f"{videos.shape[2]} frames have no pairs both inside and across latent frames")
+    return {"within": float(change[inside].mean()), "boundary": float(change[~inside].mean())}
+
+
+def coherence(
+    videos: torch.Tensor, attributes: Sequence[ClipAttributes], real_videos: torch.Tensor
+) -> dict[str, float]:
+    """Is the main object one steady thing over the clip? (ToyBench's temporal-coherence measure.)
+
+    - "present_all_frames": share of clips whose object mask (`object_masks`) is non-empty in every frame;
+    - "size_stable": share, among clips whose caption does not say grow/shrink, whose mask area varies by
+      at most SIZE_STABLE_RATIO over the clip (frames without the object count as unstable);
+    - "within_chunk_ratio": mean frame-to-frame change inside latent frames, generated / real (1 = moves
+      like real renders inside every 4-frame chunk; 0 = each latent frame decodes to one repeated picture);
+    - "boundary_ratio", "boundary_ratio_real": change across latent-frame boundaries / change inside them,
+      for the generated and the real clips (real ≈ 1; jumps between latent frames raise it);
+    - "score": exp(−|log within_chunk_ratio|) · exp(−|log(boundary_ratio / boundary_ratio_real)|) in (0, 1].
+    Meant for single-object clips (ToyBench's default prompt set).
+    """
+    if len(videos) != len(attributes):
+        raise ValueError(f"{len(videos)} videos but {len(attributes)} attribute sets")
+    area = centroid_tracks(videos)["area"].numpy()  # (B, F)
+    present = area > PRESENT_AREA
+    steady = np.array([a.main.motion not in SIZE_CHANGING_MOTIONS for a in attributes])
+    ratio = np.where(present.all(axis=1), area.max(axis=1) / np.maximum(area.min(axis=1), 1e-9), np.inf)
+    size_stable = float((ratio[steady] <= SIZE_STABLE_RATIO).mean()) if steady.any() else float("nan")
+    gen, real = chunk_changes(videos), chunk_changes(real_videos)
+    eps = 1e-6
+    within_ratio = (gen["within"] + eps) / (real["within"] + eps)
+    boundary, boundary_real = (
+        (gen["boundary"] + eps) / (gen["within"] + eps),
+        (real["boundary"] + eps) / (real["within"] + eps),
+    )
+    score = math.exp(-abs(math.log(within_ratio))) * math.exp(-abs(math.log(boundary / boundary_real)))
+    return {
+        "present_all_frames": float(present.all(axis=1).mean()),
+        "size_stable": size_stable,
+        "within_chunk_ratio": within_ratio,
+        "boundary_ratio": boundary,
+        "boundary_ratio_real": boundary_real,
+        "score": score,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- combined
 
 
@@ -199,8 +269,9 @@ def evaluate_videos(
     """All ToyBench metrics for generated `videos` (B, 3, F, H, W) in [-1, 1] against the attributes of
     their captions, with `real_videos` (M, 3, F', H', W') rendered for the same captions as reference.
 
-    Returns {"n", "adherence", "fd", "temporal", "centroid_motion"}: centroid_motion holds the rate at
-    which the rule-based motion agrees with the caption ("vs_caption") and with the probe ("vs_probe").
+    Returns {"n", "adherence", "fd", "temporal", "coherence", "centroid_motion"}: centroid_motion holds the
+    rate at which the rule-based motion agrees with the caption ("vs_caption") and with the probe
+    ("vs_probe").
     """
     if len(videos) != len(attributes):
         raise ValueError(f"{len(videos)} videos but {len(attributes)} attribute sets")
@@ -215,6 +286,7 @@ def evaluate_videos(
         "adherence": adherence(pred, attributes),
         "fd": frechet_distance(pred["features"], real_pred["features"]),
         "temporal": temporal_consistency(videos, real_videos),
+        "coherence": coherence(videos, attributes, real_videos),
         "centroid_motion": {
             "vs_caption": float(np.mean([r == t for r, t in zip(rule, truth_motion, strict=True)])),
             "vs_probe": float(np.mean([r == p for r, p in zip(rule, probe_motion, strict=True)])),

@@ -12,7 +12,8 @@ reported beside "fd" so the number can be read at this n.
 
 Prints a JSON object: model, schedule, n, adherence {shape, color, background, motion, speed, all},
 adherence_seen / adherence_heldout (same keys, for the two parts of the prompt set), fd, fd_floor,
-temporal, centroid_motion, seconds_per_video, tflops_per_video.
+temporal, coherence (main object present in every frame, stable size, motion inside 4-frame chunks),
+centroid_motion, seconds_per_video, tflops_per_video.
 
 As a library: `evaluate(model, schedule, prompts, seed)` returns that dict; `generate_videos` /
 `generate_one` and `score` are its two halves (bench.report interleaves schedules with them).
@@ -192,6 +193,7 @@ def score(
         "fd": scores["fd"],
         "fd_floor": floor,
         "temporal": scores["temporal"],
+        "coherence": scores["coherence"],
         "centroid_motion": scores["centroid_motion"],
         "seconds_per_video": float(np.mean(generation.seconds)),
         "sampling_seconds_per_video": float(np.mean(generation.sampling_seconds))

@@ -12,8 +12,10 @@ from bench.metric_check import corrupted_sets, recolor
 from bench.metrics import (
     adherence,
     centroid_motion,
+    coherence,
     evaluate_videos,
     frechet_distance,
+    latent_frame_index,
     temporal_consistency,
 )
 from bench.probe import labels_for, load_probe
@@ -181,3 +183,39 @@ def test_prompts_file_errors_name_the_line(tmp_path):
     )
     with pytest.raises(ValueError, match="prompts.txt:3: unknown word 'hexagon'"):
         read_prompts(path)
+
+
+def _chunk_frozen(videos: torch.Tensor) -> torch.Tensor:
+    """Every latent frame decoded as one repeated picture: frames 1-4, 5-8, ... all equal their first."""
+    index = torch.from_numpy(latent_frame_index(videos.shape[2]))
+    first = torch.tensor([int((index == k).nonzero()[0]) for k in index.tolist()])
+    return videos[:, :, first]
+
+
+def test_coherence_passes_real_renders_and_fails_frozen_chunks_jumps_and_vanishing():
+    batch = make_batch(31, 24, 17, 128, 128, n_objects=1)
+    again = make_batch(32, 24, 17, 128, 128, n_objects=1)  # other layouts: the reference of the score
+    attrs = batch.attributes
+    real = coherence(batch.videos, attrs, again.videos)
+    assert real["present_all_frames"] == 1.0
+    assert real["size_stable"] == 1.0
+    assert 0.7 < real["within_chunk_ratio"] < 1.4
+    assert real["score"] > 0.6
+    # Frames repeated 4x inside each latent frame: no motion inside chunks, all of it at the boundaries.
+    frozen = coherence(_chunk_frozen(batch.videos), attrs, again.videos)
+    assert frozen["within_chunk_ratio"] < 0.01
+    assert frozen["score"] < 0.05
+    # Objects jumping: each latent frame's chunk taken from another clip of the same caption set.
+    jumpy = batch.videos.clone()
+    index = latent_frame_index(17)
+    for k in range(1, index.max() + 1):
+        jumpy[:, :, index == k] = batch.videos.roll(k, dims=0)[:, :, index == k]
+    jumps = coherence(jumpy, attrs, again.videos)
+    assert jumps["boundary_ratio"] > 2 * jumps["boundary_ratio_real"]
+    assert jumps["score"] < 0.5
+    # The object gone from two latent frames (frames 5-12 show the background only).
+    vanished = batch.videos.clone()
+    vanished[:, :, 5:13] = batch.videos[:, :, :, :, :4].median(dim=-1, keepdim=True).values[:, :, 5:13]
+    gone = coherence(vanished, attrs, again.videos)
+    assert gone["present_all_frames"] <= 0.1
+    assert gone["size_stable"] <= 0.1

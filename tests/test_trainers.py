@@ -14,6 +14,7 @@ from engine.tiny_vae import TinyWanVAE
 from trainers import base, pyramidalize, vae
 from trainers.pyramidalize import pyramid_sample, split_batch
 from trainers.zoo import TextToVelocity, tokenize
+from world import parse
 
 SMALL = ["frames=17", "height=64", "width=64", "log_every=1", "checkpoint_every=1000"]
 
@@ -145,6 +146,60 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     rows = (tmp_path / "runs/objw/log.csv").read_text().splitlines()[1:]
     assert len(rows) == 2 and all(float(r.split(",")[3]) > 0 for r in rows)
     assert (tmp_path / "zoo/objw/transformer").is_dir()
+
+
+def test_learning_curve_is_written_at_every_eval_step_resumes_and_plots(zoo, tmp_path):
+    import csv
+    import shutil
+
+    from bench import curves
+
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+    args = [
+        f"out_dir={tmp_path}/runs/curve",
+        f"zoo_dir={tmp_path}/zoo",
+        f"cache={zoo}/cache.pt",
+        "variant=curve",
+        "cache_clips=8",
+        "batch_size=4",
+        "eval_every=2",
+        "eval_n=4",
+        "eval_schedule=0-0-1",
+        "sigma_shift=3",
+        "single_object_steps=1",
+        "num_layers=2",
+        *SMALL,
+    ]
+    base.main([*args, "max_steps=3"])  # curve points at steps 2 and 3 (the end)
+    base.main([*args, "max_steps=4"])  # resumed: one more point, step 3 not evaluated again
+    rows = list(csv.DictReader((tmp_path / "runs/curve/curves.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 3, 4]
+    tflops = [float(r["train_tflops"]) for r in rows]
+    assert 0 < tflops[0] < tflops[1] < tflops[2] and tflops[2] == pytest.approx(2 * tflops[0])
+    for r in rows:
+        for key in ("shape", "color", "background", "motion", "all", "present_all_frames", "size_stable"):
+            assert 0.0 <= float(r[key]) <= 1.0, (key, r[key])
+        assert float(r["fd"]) > 0 and float(r["within_chunk_ratio"]) > 0
+    config = json.loads((tmp_path / "zoo/curve/transformer/config.json").read_text())
+    assert config["num_layers"] == 2
+    out = tmp_path / "curves.png"
+    assert curves.main([f"a={tmp_path}/runs/curve", f"{tmp_path}/runs/curve", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        curves.main([str(tmp_path / "nothing-here")])
+
+
+def test_single_object_pool_draws_only_one_object_clips(zoo):
+    from trainers.data import LatentCache
+
+    cache = LatentCache.load(zoo / "cache.pt")
+    pool = cache.single_object()
+    assert 0 < len(pool) < len(cache)  # the fixture's 8 clips (seed 0) include two-object ones
+    assert all(len(cache.attributes[i].objects) == 1 for i in pool)
+    latents, captions = cache.sample(0, 16, pool)
+    assert len(captions) == 16 and latents[-1].shape[0] == 16
+    for caption in filter(None, captions):
+        assert len(parse(caption).objects) == 1
 
 
 def test_the_exported_zoo_generates_through_the_engine(zoo):

@@ -9,7 +9,9 @@ Every trainer is a script that reads top to bottom (nanoGPT style): it builds it
 - EMA weights (diffusers' EMAModel) saved next to the raw weights;
 - `out_dir/state/` is an accelerate checkpoint (model, optimizer, EMA, RNG, step): rerunning the same
   command resumes where it stopped; `--max-minutes` ends a run cleanly so it fits a session;
-- `out_dir/log.csv`: one row per `log_every` steps (step, seconds, lr, loss and the trainer's metrics).
+- `out_dir/log.csv`: one row per `log_every` steps (step, seconds, lr, loss and the trainer's metrics);
+- `out_dir/curves.csv`: the learning curve, one row per `eval_every` steps and one at the end, when the
+  trainer passes an `evaluate(step) -> {measure: value}` (trainers.curves: ToyBench on the EMA weights).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     num_threads: int = 0  # CPU threads for torch; 0 leaves torch's default
     mixed_precision: str = "no"  # "bf16" on GPUs
+    eval_every: int = 0  # learning curve: evaluate the EMA weights every this many steps (0: never)
+    eval_n: int = 32  # ... on ToyBench's default prompt set of this size
+    eval_seed: int = 0  # ... drawn with this seed (prompt i sampled with seed eval_seed + i)
+    eval_schedule: str = "0-0-20"  # ... at this (cheap) schedule
 
 
 def parse_config(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
@@ -139,10 +145,17 @@ class Run:
         if self.accelerator.is_main_process:
             (self.state_dir / "step.json").write_text(json.dumps({"step": self.step}))
 
-    def train(self, loss_fn: Callable[[int], tuple[torch.Tensor, dict[str, float]]]) -> None:
-        """Run until max_steps or max_minutes; loss_fn(step) returns (loss, metrics)."""
+    def train(
+        self,
+        loss_fn: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+        evaluate: Callable[[int], dict[str, float]] | None = None,
+    ) -> None:
+        """Run until max_steps or max_minutes; loss_fn(step) returns (loss, metrics). With `evaluate` and
+        cfg.eval_every > 0, evaluate(step) runs on the EMA weights every eval_every steps and at the end,
+        and its measures are appended to out_dir/curves.csv (see `evaluate_point`)."""
         cfg = self.cfg
         start = time.time()
+        curve = (lambda: self.evaluate_point(evaluate, start)) if evaluate and cfg.eval_every else None
         log_path = self.out / "log.csv"
         new_log = not log_path.exists()
         log_file = open(log_path, "a", newline="")  # noqa: SIM115 - closed in finally
@@ -194,10 +207,46 @@ class Run:
                     running, count = {}, 0
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
+                if curve and self.step % cfg.eval_every == 0:
+                    curve()
         finally:
             bar.close()
             log_file.close()
         self.save()
+        if curve:
+            curve()
+
+    def evaluate_point(self, evaluate: Callable[[int], dict[str, float]], start: float) -> None:
+        """One learning-curve row: evaluate(step) on the EMA weights (model in eval mode), appended to
+        out_dir/curves.csv with the step and the wall minutes since this run (re)started. A step that
+        already has a row (a resumed run's last point) is not evaluated again."""
+        path = self.out / "curves.csv"
+        rows = list(csv.DictReader(path.open())) if path.is_file() else []
+        if not self.accelerator.is_main_process or any(int(r["step"]) == self.step for r in rows):
+            return
+        began = time.time()
+        with self.ema_weights() as model:
+            model.eval()
+            try:
+                measures = evaluate(self.step)
+            finally:
+                model.train()
+        row = {
+            "step": self.step,
+            "minutes": round((began - start) / 60, 3),
+            "eval_seconds": round(time.time() - began, 1),
+            **measures,
+        }
+        fields = list(rows[0]) if rows else list(row)
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if not rows:
+                writer.writeheader()
+            writer.writerow(row)
+        self.accelerator.print(
+            "curve: "
+            + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        )
 
     @contextlib.contextmanager
     def ema_weights(self):

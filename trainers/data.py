@@ -65,15 +65,26 @@ class LatentCache:
     def __len__(self) -> int:
         return len(self.attributes)
 
-    def sample(self, step: int, batch_size: int) -> tuple[list[torch.Tensor], list[str]]:
-        """A batch determined by (seed, step): stage latents (float32) and freshly drawn captions."""
+    def sample(
+        self, step: int, batch_size: int, pool: np.ndarray | None = None
+    ) -> tuple[list[torch.Tensor], list[str]]:
+        """A batch determined by (seed, step): stage latents (float32) and freshly drawn captions.
+        pool: the clip indices to draw from (default: all)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
-        idx = rng.integers(0, len(self), batch_size)
+        idx = (
+            rng.integers(0, len(self), batch_size)
+            if pool is None
+            else pool[rng.integers(0, len(pool), batch_size)]
+        )
         captions = [
             "" if rng.random() < self.caption_dropout else caption(self.attributes[i], rng) for i in idx
         ]
         index = torch.as_tensor(idx)
         return [lat[index].float() for lat in self.latents], captions
+
+    def single_object(self) -> np.ndarray:
+        """Indices of the clips with one object."""
+        return np.flatnonzero([len(a.objects) == 1 for a in self.attributes])
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

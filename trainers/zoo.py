@@ -54,8 +54,9 @@ def tiny_text_encoder(vocab_size: int) -> UMT5EncoderModel:
     return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **TINY_TEXT_ENCODER))
 
 
-def tiny_transformer() -> WanTransformer3DModel:
-    return WanTransformer3DModel(**TINY_TRANSFORMER)
+def tiny_transformer(**changes) -> WanTransformer3DModel:
+    """The tiny Wan transformer; `changes` override TINY_TRANSFORMER (e.g. num_layers=6)."""
+    return WanTransformer3DModel(**{**TINY_TRANSFORMER, **changes})
 
 
 class TextToVelocity(nn.Module):
