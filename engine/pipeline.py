@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engine.flops import TERA, schedule_flops
-from engine.limits import Budget, finite_number, host_budget, whole_number
+from engine.limits import Budget, finite_number, host_budget, shown, whole_number
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
@@ -130,33 +130,17 @@ def make_request(
         raise ValueError(f"guidance must be between 0 and 30, got {guidance:g}")
     seed = random_seed() if seed is None else whole_number(seed, "seed", minimum=0, maximum=MAX_SEED)
     if wavelet not in available_wavelets():
-        raise ValueError(f"unknown wavelet {wavelet!r}; choose one of {', '.join(available_wavelets())}")
+        raise ValueError(f"unknown wavelet {shown(wavelet)}; choose one of {', '.join(available_wavelets())}")
     step_rule = step_rule or card.step_rule
     if step_rule not in STEP_RULES:
-        raise ValueError(f"step rule must be one of {', '.join(STEP_RULES)}, got {step_rule!r}")
+        raise ValueError(f"step rule must be one of {', '.join(STEP_RULES)}, got {shown(step_rule)}")
     shift = finite_number(model.shift if shift is None else shift, "shift")
     if shift <= 0:
         raise ValueError(f"shift must be > 0, got {shift:g}")
     budget = budget or host_budget(on_gpu=model.device.type == "cuda")
-    budget.check(frames, height, width)  # before building the pyramid: integer comparisons only
-    geometry = stage_geometry(
-        frames,
-        height,
-        width,
-        num_stages=card.num_stages,
-        latent_channels=model.latent_channels,
-        boundaries=card.boundaries,
-    )
-    budget.check(
-        frames,
-        height,
-        width,
-        counts,
-        model.size,
-        cfg=guidance != 1.0,
-        latent_channels=model.latent_channels,
-        boundaries=card.boundaries,
-    )
+    geometry_args = {"latent_channels": model.latent_channels, "boundaries": card.boundaries}
+    budget.check(frames, height, width, counts, model.size, cfg=guidance != 1.0, **geometry_args)
+    geometry = stage_geometry(frames, height, width, num_stages=card.num_stages, **geometry_args)
     negative = card.negative_prompt if negative_prompt is None else negative_prompt
     return Request(prompt.strip(), negative, counts, geometry, guidance, int(seed), wavelet, step_rule, shift)
 

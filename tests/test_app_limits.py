@@ -4,9 +4,11 @@ no traceback, no file and a server that still answers."""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -75,23 +77,28 @@ def test_host_budget_kinds_and_overrides(monkeypatch):
         host_budget("tpu")
 
 
-def test_the_page_offers_only_sizes_inside_the_budget(studio):
+def test_the_page_offers_only_sizes_inside_the_budget(studio, monkeypatch):
     h = studio.handlers
+    monkeypatch.setattr(h, "_budget", replace(CPU_BUDGET, max_tflops=0.05))  # so the compute bound bites
     _, _, frames, height, width, _ = h.model_settings("pyramidal-wan-tiny")
-    heights = [v for _, v in height.choices]
-    frame_counts = [v for _, v in frames.choices]
-    assert max(heights) == 448 and max(v for _, v in width.choices) == 448  # 512 would need 1.39 TFLOPs
-    assert 17 in frame_counts and max(frame_counts) <= CPU_BUDGET.max_frames
+    offered = {name: [v for _, v in d.choices] for name, d in (("frames", frames), ("height", height), ("width", width))}
     card = h.registry.card("pyramidal-wan-tiny")
     model = load_model("pyramidal-wan-tiny")
-    for f in frame_counts:  # each offered value runs with the card's other defaults
-        make_request(model, PROMPT, frames=f, height=card.height, width=card.width, budget=h.budget)
+    default = {"frames": card.frames, "height": card.height, "width": card.width}
+    for name, values in offered.items():
+        assert card.__dict__[name] in values and values == sorted(values)
+        for v in values:  # each offered value runs with the card's other defaults
+            make_request(model, PROMPT, **{**default, name: v}, budget=h.budget)
+        step = 16 if name == "frames" else 64
+        with pytest.raises(ValueError, match="over the limit"):  # the next valid value does not
+            make_request(model, PROMPT, **{**default, name: max(values) + step}, budget=h.budget)
+    assert max(offered["height"]) < CPU_BUDGET.max_side  # the compute bound, not only the side, limits it
 
 
 def test_oversized_api_request_is_refused_fast_and_leaves_no_folder(client, studio):
     before = files_under(studio.config.outputs_root)
     start = time.monotonic()
-    with pytest.raises(AppError, match="frames 10001 is over the limit of 81"):
+    with pytest.raises(AppError, match="Frames 10001 is over the limit of 81"):
         client.predict(PROMPT, "", 1, False, "pyramidal-wan-tiny", "", None, 10001, 8192, 8192, "haar",
                        api_name="/generate")
     assert time.monotonic() - start < 30  # no 167 GB allocation; the budget names the limit at once
@@ -191,24 +198,41 @@ def test_fuzz_counts_at_least_200_bad_inputs():
     assert len(API_CASES) + len(CLI_CASES) >= 200, (len(API_CASES), len(CLI_CASES))
 
 
+GENERATE_ARGS = ["prompt", "negative_prompt", "seed", "randomize_seed", "model", "schedule", "guidance",
+                 "frames", "height", "width", "wavelet"]
+
+
+def raw_generate(url: str, kwargs: dict) -> str | None:
+    """/generate over plain HTTP (gradio_client cannot send NaN or Infinity); the error message, or None
+    when the request was accepted."""
+    data = [kwargs.get(name) for name in GENERATE_ARGS]
+    body = json.dumps({"data": data})  # NaN / Infinity as JSON tokens, as a hand-written client sends them
+    base = url.rstrip("/") + "/gradio_api/call/generate"
+    event_id = httpx.post(base, content=body, headers={"content-type": "application/json"}, timeout=30).json()[
+        "event_id"
+    ]
+    stream = httpx.get(f"{base}/{event_id}", timeout=120).text
+    if "event: error" not in stream:
+        return None
+    payload = stream.split("event: error", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
+    return str(json.loads(payload) or "").strip()
+
+
 def test_fuzzed_api_inputs_get_one_line_errors_no_files_and_the_server_keeps_answering(client, studio):
     before = files_under(studio.config.outputs_root)
     base = {"prompt": PROMPT, "seed": 1, "randomize_seed": False, "model": "random-tiny", "schedule": "1-1-1"}
     failures = []
     for change, field in API_CASES:
-        try:
-            client.predict(api_name="/generate", **{**base, **change})
-            failures.append((change, "accepted"))
-        except AppError as err:
-            message = str(err).strip()
-            if not message or "\n" in message or "Traceback" in message or "Internal error" in message:
-                failures.append((change, message))
-    for n_runs in (0, 5, math.nan, "x", 2.5):
+        message = raw_generate(studio.url, {**base, **change})
+        if not message or "\n" in message or "Traceback" in message or "Internal error" in message:
+            failures.append((change, message))
+    for n_runs in (0, 5, "x", 2.5, -1):
         with pytest.raises(AppError) as err:
             client.predict(PROMPT, "", 1, False, n_runs, api_name="/compare")
         assert str(err.value).strip() and "Traceback" not in str(err.value)
     assert not failures, failures
     assert files_under(studio.config.outputs_root) == before
+    assert raw_generate(studio.url, base) is None  # the same path accepts a good request
     outputs = client.predict(api_name="/generate", **base)  # still answering, and still right
     assert outputs[4]["phase"] == "final"
 
