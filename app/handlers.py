@@ -19,7 +19,7 @@ import gradio as gr
 
 from app.config import AppConfig
 from app.outputs import OutputStore
-from app.prompts import surprise_prompt
+from app.prompts import grammar_note, surprise_prompt
 from app.registry import ModelRegistry
 from app.serving import CancelRegistry, QueueEvent, RunCancelled, user_errors
 
@@ -336,11 +336,18 @@ class Handlers:
 
     @staticmethod
     def _warn_words(key: str, view: RunView) -> None:
+        """Unknown words; for the embedded zoo (trained on the procedural world), known words in a role
+        the world does not have (they are drawn as something else)."""
+        from engine.zoo import zoo_models
+
         if view.unknown_words:
             gr.Warning(
                 f"{key} does not know these words and ignores them: {', '.join(view.unknown_words)}",
                 title="Unknown words",
             )
+        elif key in zoo_models() and (note := grammar_note(view.request.prompt)):
+            gr.Warning(f"{key} learnt the procedural world's captions, which read this prompt so: {note}",
+                       title="Prompt outside the world's grammar")
 
     # --- Compare tab -----------------------------------------------------------------------------------
 

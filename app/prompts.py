@@ -28,3 +28,18 @@ def surprise_prompt(seed: int | None = None) -> str:
     except Exception:  # no world package (or an incompatible one): the built-in list still works
         logging.getLogger("pyramidalwan.app").debug("world caption sampler unavailable", exc_info=True)
         return random.Random(seed).choice(EXAMPLES)
+
+
+def grammar_note(prompt: str) -> str | None:
+    """Why the procedural world's grammar (what the embedded models learnt) reads `prompt` differently from
+    what it says, e.g. "white" named as a background (a colour there, not a background); None when it
+    parses, or when the `world` package is absent."""
+    try:
+        from world import parse
+    except ImportError:
+        return None
+    try:
+        parse(prompt)
+    except ValueError as err:
+        return str(err)
+    return None

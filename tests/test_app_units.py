@@ -241,3 +241,10 @@ def test_stop_reports_what_it_stopped(handlers):
     assert "Nothing was generating" in handlers.stop(request)
     with handlers.cancels.run("user-3") as cancelled:
         assert "cancelled" in handlers.stop(request) and cancelled()
+
+
+def test_grammar_note_names_a_colour_used_as_a_background():
+    from app.prompts import grammar_note
+
+    assert "no background" in grammar_note("a red circle moving left on a white background")
+    assert grammar_note("a red circle moving left on a black background") is None
