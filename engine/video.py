@@ -46,25 +46,30 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 16) -> Path:
             quality=None,
             macro_block_size=1,
             output_params=["-crf", "18", "-movflags", "+faststart"],
-            ffmpeg_log_level="error",
+            ffmpeg_log_level="quiet",  # a failure is reported once, below, not as ffmpeg's many lines
         )
         writer.send(None)
         for frame in frames:
             writer.send(frame)
         writer.close()
+        if not tmp.is_file() or tmp.stat().st_size == 0:  # ffmpeg exits quietly when it cannot write
+            raise OSError("no output")
     except (OSError, RuntimeError) as err:  # ffmpeg's own message is many lines; say what failed, once
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"could not write the video {str(path)!r}: {_last_line(err)}") from err
+        _remove_file(tmp)
+        raise OSError(
+            f"could not write the video {str(path)!r}: ffmpeg failed; is the folder writable and the disk "
+            f"not full?"
+        ) from err
     except BaseException:  # interrupted: leave no partial file behind
-        tmp.unlink(missing_ok=True)
+        _remove_file(tmp)
         raise
     tmp.replace(path)  # only a complete file ever carries the final name
     return path
 
 
-def _last_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
+def _remove_file(path: Path) -> None:
+    if path.is_file():
+        path.unlink(missing_ok=True)
 
 
 def read_mp4(path: str | Path) -> np.ndarray:

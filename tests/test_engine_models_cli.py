@@ -162,3 +162,41 @@ def test_flops_of_a_model_folder(tiny_folder, capsys):
         == 0
     )
     assert json.loads(capsys.readouterr().out)["stages"][2]["tokens"] == 320
+
+
+def test_cli_failure_while_writing_is_exit_1_in_one_line(tmp_path, capsys):
+    (tmp_path / "v.partial.mp4").mkdir()  # passes the --out checks, then ffmpeg cannot write
+    argv = ["generate", "--model", "random-tiny", "--prompt", "a red circle", "--schedule", "1-1-1", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "v.mp4")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: OSError: could not write the video") and len(err.splitlines()) == 1
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_every_cli_flag_has_help():
+    from engine.__main__ import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and "generate" in a.choices).choices
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings} has no help text"
+        assert "DESIGN" not in sub.format_help()
+
+
+def test_cli_refuses_bad_out_and_device_before_loading(tmp_path, capsys, monkeypatch):
+    import engine.__main__ as cli
+
+    monkeypatch.setattr(cli, "load_model", lambda *a, **k: pytest.fail("loaded a model for a bad value"))
+    argv = ["generate", "--model", "random-tiny", "--prompt", "a red circle"]
+    for extra, message in [
+        (["--out", str(tmp_path)], "must end in .mp4"),
+        (["--out", str(tmp_path / "a.mp4" / "")], "is a folder"),
+        (["--out", "/etc/passwd/v.mp4"], "cannot write into"),
+        (["--device", "bogus"], "is not a device"),
+        (["--device", "cuda:9"], "cuda"),
+    ]:
+        if extra == ["--out", str(tmp_path / "a.mp4" / "")]:
+            (tmp_path / "a.mp4").mkdir(exist_ok=True)
+        assert main([*argv, *extra]) == 2
+        assert message in capsys.readouterr().err

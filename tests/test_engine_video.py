@@ -16,6 +16,15 @@ def test_mp4_round_trip(tmp_path):
     assert not list(tmp_path.rglob("*.partial.mp4"))
 
 
+def test_a_failed_write_is_one_line_and_leaves_no_file(tmp_path):
+    (tmp_path / "v.partial.mp4").mkdir()  # ffmpeg cannot open its output
+    with pytest.raises(OSError) as err:
+        write_mp4(np.zeros((3, 32, 32, 3), np.uint8), tmp_path / "v.mp4")
+    message = str(err.value)
+    assert message.startswith(f"could not write the video {str(tmp_path / 'v.mp4')!r}") and "\n" not in message
+    assert not (tmp_path / "v.mp4").exists()
+
+
 def test_odd_sizes_and_bad_arrays_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="even frame sizes"):
         write_mp4(np.zeros((3, 33, 32, 3), np.uint8), tmp_path / "odd.mp4")
