@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "--budget",
         choices=["cpu", "gpu"],
         default=None,
-        help="per-request size and compute limits (default $PYRAMIDALWAN_BUDGET, else gpu when CUDA is present)",
+        help="per-request limits (default $PYRAMIDALWAN_BUDGET, else gpu when CUDA is present)",
     )
     parser.add_argument(
         "--max-tflops",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -267,7 +267,6 @@ class Handlers:
         wavelet=None,
     ) -> dict:
         """Widget values → run_generation keyword arguments (None: the model's default)."""
-        from engine.limits import shown
         from engine.pipeline import random_seed
 
         if not isinstance(prompt, str) or not prompt.strip():
@@ -275,7 +274,11 @@ class Handlers:
                 "the prompt is empty; describe the video, e.g. 'a red circle moving left on a "
                 "black background' (or press “surprise me”)"
             )
-        for name, text in (("negative prompt", negative_prompt), ("schedule", schedule), ("wavelet", wavelet)):
+        for name, text in (
+            ("negative prompt", negative_prompt),
+            ("schedule", schedule),
+            ("wavelet", wavelet),
+        ):
             _check_text(text, name)
         return {
             "prompt": str(prompt),
@@ -325,7 +328,9 @@ class Handlers:
                             raise RunCancelled()
                         if isinstance(item, Step):
                             total = total_steps or item.total
-                            progress((step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps")
+                            progress(
+                                (step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps"
+                            )
                         elif item.phase == "start":
                             self._warn_words(key, item)
                         else:
@@ -346,8 +351,10 @@ class Handlers:
                 title="Unknown words",
             )
         elif key in zoo_models() and (note := grammar_note(view.request.prompt)):
-            gr.Warning(f"{key} learnt the procedural world's captions, which read this prompt so: {note}",
-                       title="Prompt outside the world's grammar")
+            gr.Warning(
+                f"{key} learnt the procedural world's captions, which read this prompt so: {note}",
+                title="Prompt outside the world's grammar",
+            )
 
     # --- Compare tab -----------------------------------------------------------------------------------
 

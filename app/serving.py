@@ -40,9 +40,7 @@ class QueueEvent:
         queue = getattr(blocks, "_queue", None)
         if queue is None or event_id is None:
             return
-        self.event = next(
-            (e for job in queue.active_jobs if job for e in job if e._id == event_id), None
-        )
+        self.event = next((e for job in queue.active_jobs if job for e in job if e._id == event_id), None)
         suffix = f"<gradio-sep>{event_id}"
         try:  # the task gradio runs the event in; asyncio's task list is read on the event loop's thread
             import anyio.from_thread

@@ -88,7 +88,8 @@ def build_studio(config: AppConfig | None = None) -> Studio:
     config = config or AppConfig.from_env()
     config.outputs_root.mkdir(parents=True, exist_ok=True)
     h = Handlers(config)
-    h.store.sweep()  # what a killed server left: unfinished videos, empty request folders    _register_zero_gpu()
+    h.store.sweep()  # what a killed server left: unfinished videos, empty request folders
+    _register_zero_gpu()
     engine_events = {"concurrency_id": "engine", "concurrency_limit": config.workers}
     ttl = int(config.output_ttl_s)
 
@@ -128,7 +129,9 @@ def build_studio(config: AppConfig | None = None) -> Studio:
                         )
                         schedule_note = gr.Markdown(elem_id="schedule-note")
                         with gr.Row():
-                            seed = gr.Number(label="Seed", value=0, step=1, elem_id="seed", **CHECKED_BY_HANDLER)
+                            seed = gr.Number(
+                                label="Seed", value=0, step=1, elem_id="seed", **CHECKED_BY_HANDLER
+                            )
                             randomize = gr.Checkbox(
                                 label="Randomise seed", value=True, info="untick to reuse the seed shown"
                             )

@@ -64,7 +64,9 @@ def check_device(name: str | None) -> str | None:
         if count == 0:
             raise UsageError(f"--device {name}: this machine has no CUDA GPU; use --device cpu")
         if device.index is not None and device.index >= count:
-            raise UsageError(f"--device {name}: this machine has {count} CUDA GPU(s) (cuda:0 … cuda:{count - 1})")
+            raise UsageError(
+                f"--device {name}: this machine has {count} CUDA GPU(s) (cuda:0 … cuda:{count - 1})"
+            )
     elif device.type != "cpu":
         raise UsageError(f"--device {name}: only cpu and cuda are supported")
     return str(device)
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         choices=sorted(BUDGETS),
         default=None,
-        help=f"per-request size and compute limits; default ${BUDGET_ENV}, else gpu on a CUDA device, else cpu",
+        help=f"per-request size and compute limits; default ${BUDGET_ENV}, else gpu on CUDA, else cpu",
     )
     g.add_argument(
         "--max-tflops",
@@ -237,9 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"override the budget's compute limit (default ${MAX_TFLOPS_ENV}, else the budget's)",
     )
-    g.add_argument(
-        "--out", default=None, help="the .mp4 to write; default outputs/<schedule>-seed<seed>.mp4"
-    )
+    g.add_argument("--out", default=None, help="the .mp4 to write; default outputs/<schedule>-seed<seed>.mp4")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
     g.set_defaults(func=_generate)
 

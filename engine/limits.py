@@ -110,7 +110,8 @@ class Budget:
             steps = "-".join(map(str, counts))
             return (
                 f"{frames}×{height}×{width} at {steps}{' with guidance' if cfg else ''} needs {tflops:.3g} "
-                f"TFLOPs, over the limit of {self.max_tflops:g} TFLOPs per request in this host's {self.kind} "
+                f"TFLOPs, over the limit of {self.max_tflops:g} TFLOPs per request in this host's "
+                f"{self.kind} "
                 f"budget ({MAX_TFLOPS_ENV} sets it)"
             )
         return None
@@ -139,7 +140,9 @@ GPU_BUDGET = Budget("gpu", max_frames=161, max_side=1280, max_pixels=81 * 720 * 
 BUDGETS = {"cpu": CPU_BUDGET, "gpu": GPU_BUDGET}
 
 
-def host_budget(kind: str | None = None, max_tflops: float | str | None = None, on_gpu: bool = False) -> Budget:
+def host_budget(
+    kind: str | None = None, max_tflops: float | str | None = None, on_gpu: bool = False
+) -> Budget:
     """The budget for this host: `kind` (else $PYRAMIDALWAN_BUDGET, else gpu when the model runs on a GPU,
     else cpu), with its compute limit replaced by `max_tflops` (else $PYRAMIDALWAN_MAX_TFLOPS) if set."""
     kind = (kind or os.environ.get(BUDGET_ENV) or ("gpu" if on_gpu else "cpu")).strip().lower()

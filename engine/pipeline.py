@@ -84,7 +84,7 @@ class Result:
 
 
 def steps_label(n: int) -> str:
-    """"1 step", "20 steps"."""
+    """ "1 step", "20 steps"."""
     return f"{n} step" if n == 1 else f"{n} steps"
 
 
@@ -215,4 +215,14 @@ def run(model: WanModel, request: Request) -> Result:
     raise RuntimeError("sampler ended without a result")
 
 
-__all__ = ["Request", "Result", "make_request", "generate", "run", "is_plain", "random_seed", "stage_table", "steps_label"]
+__all__ = [
+    "Request",
+    "Result",
+    "make_request",
+    "generate",
+    "run",
+    "is_plain",
+    "random_seed",
+    "stage_table",
+    "steps_label",
+]

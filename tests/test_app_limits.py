@@ -81,7 +81,10 @@ def test_the_page_offers_only_sizes_inside_the_budget(studio, monkeypatch):
     h = studio.handlers
     monkeypatch.setattr(h, "_budget", replace(CPU_BUDGET, max_tflops=0.05))  # so the compute bound bites
     _, _, frames, height, width, _ = h.model_settings("pyramidal-wan-tiny")
-    offered = {name: [v for _, v in d.choices] for name, d in (("frames", frames), ("height", height), ("width", width))}
+    offered = {
+        name: [v for _, v in d.choices]
+        for name, d in (("frames", frames), ("height", height), ("width", width))
+    }
     card = h.registry.card("pyramidal-wan-tiny")
     model = load_model("pyramidal-wan-tiny")
     default = {"frames": card.frames, "height": card.height, "width": card.width}
@@ -99,8 +102,20 @@ def test_oversized_api_request_is_refused_fast_and_leaves_no_folder(client, stud
     before = files_under(studio.config.outputs_root)
     start = time.monotonic()
     with pytest.raises(AppError, match="Frames 10001 is over the limit of 81"):
-        client.predict(PROMPT, "", 1, False, "pyramidal-wan-tiny", "", None, 10001, 8192, 8192, "haar",
-                       api_name="/generate")
+        client.predict(
+            PROMPT,
+            "",
+            1,
+            False,
+            "pyramidal-wan-tiny",
+            "",
+            None,
+            10001,
+            8192,
+            8192,
+            "haar",
+            api_name="/generate",
+        )
     assert time.monotonic() - start < 30  # no 167 GB allocation; the budget names the limit at once
     assert files_under(studio.config.outputs_root) == before
 
@@ -164,8 +179,22 @@ def test_uploads_are_capped(studio):
 
 # --- fuzz: bad inputs through the API and the CLI -----------------------------------------------------
 
-NUMBERS = [math.nan, math.inf, -math.inf, "abc", "1e999", -1, 1.5, 2**64, "\x00", "../../etc/passwd",
-           "🙂", [1], {"a": 1}, True]
+NUMBERS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    "abc",
+    "1e999",
+    -1,
+    1.5,
+    2**64,
+    "\x00",
+    "../../etc/passwd",
+    "🙂",
+    [1],
+    {"a": 1},
+    True,
+]
 TEXTS = {
     "prompt": ["", "   ", "\n\t ", "x" * 5000, "🙂" * 4500, " ".join(["circle"] * 300)],
     "model": ["../../etc/passwd", "/etc", "\x00", "🙂" * 50, 5, "assets/zoo/../../README.md"],
@@ -199,8 +228,19 @@ def test_fuzz_counts_at_least_200_bad_inputs():
     assert len(API_CASES) + len(CLI_CASES) >= 200, (len(API_CASES), len(CLI_CASES))
 
 
-GENERATE_ARGS = ["prompt", "negative_prompt", "seed", "randomize_seed", "model", "schedule", "guidance",
-                 "frames", "height", "width", "wavelet"]
+GENERATE_ARGS = [
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "randomize_seed",
+    "model",
+    "schedule",
+    "guidance",
+    "frames",
+    "height",
+    "width",
+    "wavelet",
+]
 
 
 def raw_generate(url: str, kwargs: dict) -> str | None:
@@ -209,9 +249,9 @@ def raw_generate(url: str, kwargs: dict) -> str | None:
     data = [kwargs.get(name) for name in GENERATE_ARGS]
     body = json.dumps({"data": data})  # NaN / Infinity as JSON tokens, as a hand-written client sends them
     base = url.rstrip("/") + "/gradio_api/call/generate"
-    event_id = httpx.post(base, content=body, headers={"content-type": "application/json"}, timeout=30).json()[
-        "event_id"
-    ]
+    event_id = httpx.post(
+        base, content=body, headers={"content-type": "application/json"}, timeout=30
+    ).json()["event_id"]
     stream = httpx.get(f"{base}/{event_id}", timeout=120).text
     if "event: error" not in stream:
         return None
@@ -223,7 +263,7 @@ def test_fuzzed_api_inputs_get_one_line_errors_no_files_and_the_server_keeps_ans
     before = files_under(studio.config.outputs_root)
     base = {"prompt": PROMPT, "seed": 1, "randomize_seed": False, "model": "random-tiny", "schedule": "1-1-1"}
     failures = []
-    for change, field in API_CASES:
+    for change, _ in API_CASES:
         message = raw_generate(studio.url, {**base, **change})
         if not message or "\n" in message or "Traceback" in message or "Internal error" in message:
             failures.append((change, message))

@@ -21,7 +21,9 @@ def test_a_failed_write_is_one_line_and_leaves_no_file(tmp_path):
     with pytest.raises(OSError) as err:
         write_mp4(np.zeros((3, 32, 32, 3), np.uint8), tmp_path / "v.mp4")
     message = str(err.value)
-    assert message.startswith(f"could not write the video {str(tmp_path / 'v.mp4')!r}") and "\n" not in message
+    assert (
+        message.startswith(f"could not write the video {str(tmp_path / 'v.mp4')!r}") and "\n" not in message
+    )
     assert not (tmp_path / "v.mp4").exists()
 
 
