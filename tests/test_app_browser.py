@@ -73,7 +73,7 @@ def test_bad_input_shows_a_message_not_a_trace(page):
     )  # + error toast
     page.locator("#presets").get_by_text("20-20-10").click()  # a preset fills the schedule box
     expect(schedule).to_have_value("20-20-10")
-    expect(page.locator("#schedule-note")).to_contain_text("OK: 20 + 20 + 10 steps")
+    expect(page.locator("#schedule-note")).to_contain_text("OK: 20 + 20 + 10 = 50 steps")
 
 
 def test_stop_cancels_a_running_generation(page):
