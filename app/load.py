@@ -199,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients and --requests must be at least 1")
 
     def run(url: str, pid: int | None, outputs: Path | None) -> dict:
+        from gradio_client import Client
+
+        # one request first, so RSS "before" includes the loaded model and growth means a leak
+        Client(url, verbose=False).predict(PROMPT, model=args.model, schedule="1-1-1", api_name="/generate")
         before = rss_mb(pid)
         results = drive(url, args.clients, args.requests, args.model, args.schedule)
         return report(results, before, rss_mb(pid), orphans(outputs), args.clients, args.requests)
