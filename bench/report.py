@@ -186,6 +186,9 @@ TABLE_HEADER = (
     "all, held-out",
     "FD",
     "FD floor",
+    "in every frame",
+    "size stable",
+    "chunk motion",
     "n",
 )
 
@@ -214,6 +217,9 @@ def table_rows(rows: Sequence[dict]) -> list[list[str]]:
                 _pct(held["all"] if held else None),
                 f"{r['fd']:.1f}",
                 f"{r['fd_floor']:.1f}",
+                _pct(r["coherence"]["present_all_frames"]),
+                _pct(r["coherence"]["size_stable"]),
+                _num(r["coherence"]["within_chunk_ratio"], 2),
                 str(r["n"]),
             ]
         )
@@ -279,6 +285,10 @@ def write_markdown(rows: Sequence[dict], path: Path, meta: dict, plot: Path | No
         "color, background and motion all right); **all, held-out**: `all` on the held-out compositions.",
         "- **FD**: Fréchet distance of probe features to real renders of the same captions; **FD floor**: "
         "two independent real renders at the same n (FD is biased upwards at small n).",
+        "- **in every frame**: % of videos whose main object is visible in every frame; **size stable**: % "
+        "of videos not captioned grow/shrink whose object area varies by at most 1.5×; **chunk motion**: "
+        "mean frame-to-frame change inside each 4-frame latent chunk, generated / real (1 = as real; 0 = "
+        "each latent frame decodes to one repeated picture; the VAE round trip alone scores about 0.6).",
     ]
     others = sorted({r["baseline"] for r in rows if _other_baseline(r)})
     for b in others:

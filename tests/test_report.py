@@ -111,8 +111,10 @@ def test_report_table_has_every_schedule_with_numbers_in_range(report):
     for s, r in by.items():
         assert float(r[col["FLOPs ratio"]]) == pytest.approx(tflops[s] / tflops["0-0-50"], rel=0.01)
         assert float(r[col["s / video"]]) > 0 and float(r[col["measured ratio"]]) > 0
-        for name in ("shape", "color", "background", "motion", "all", "all, held-out"):
+        for name in ("shape", "color", "background", "motion", "all", "all, held-out", "in every frame"):
             assert 0 <= float(r[col[name]]) <= 100, name
+        assert r[col["size stable"]] == "—" or 0 <= float(r[col["size stable"]]) <= 100
+        assert float(r[col["chunk motion"]]) > 0
         assert float(r[col["FD"]]) > 0 and float(r[col["FD floor"]]) > 0
     assert by["0-0-50"][col["measured ratio"]] == "1.00" and by["0-0-50"][col["FLOPs ratio"]] == "1.00"
     # Random weights draw noise: far from real clips, which are close to each other.
