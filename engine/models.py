@@ -21,6 +21,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 
 from engine.flops import TransformerSize
+from engine.flow import denormalise_latents, normalise_latents
 from engine.text import build_word_tokenizer, unknown_words
 from engine.zoo import (  # noqa: F401 - re-exported: engine.models is the loading API
     CARD_FILE,
@@ -91,13 +92,6 @@ class WanModel:
         )
         return cond, uncond
 
-    def _latent_stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.vae.config
-        shape = (1, cfg.z_dim, 1, 1, 1)
-        mean = torch.tensor(cfg.latents_mean, dtype=torch.float32, device=latents.device).view(shape)
-        std = torch.tensor(cfg.latents_std, dtype=torch.float32, device=latents.device).view(shape)
-        return mean, std
-
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, C, T, H, W) → video (B, 3, 4(T−1)+1, 8H, 8W) in [−1, 1], float32.
@@ -106,16 +100,15 @@ class WanModel:
         a video of that stage's own pixel size.
         """
         latents = latents.to(self.vae.device, torch.float32)
-        mean, std = self._latent_stats(latents)
-        return self.vae.decode(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+        video = self.vae.decode(denormalise_latents(latents, self.vae.config), return_dict=False)[0]
+        return video.clamp(-1, 1)
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Video (B, 3, F, H, W) in [−1, 1] → normalised latents (posterior mean)."""
         video = video.to(self.vae.device, torch.float32)
         latents = self.vae.encode(video).latent_dist.mode()
-        mean, std = self._latent_stats(latents)
-        return (latents - mean) / std
+        return normalise_latents(latents, self.vae.config)
 
 
 def default_device() -> torch.device:

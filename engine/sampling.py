@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from engine.pyramid import PyramidGeometry, stage_clean, stage_point
+from engine.flow import guidance_mix, stage_clean, stage_point, timestep
+from engine.pyramid import PyramidGeometry
 from engine.schedule import schedule_sigmas
 from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump, upsample
 
@@ -72,7 +73,7 @@ def cfg_denoiser(
     def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
         b = x.shape[0]
         inp = torch.cat([x, x]) if use_cfg else x
-        t = torch.full((inp.shape[0],), 1000.0 * sigma, device=param.device, dtype=torch.float32)
+        t = torch.full((inp.shape[0],), timestep(sigma), device=param.device, dtype=torch.float32)
         ctx = cache_context(f"stage{stage}") if cache_context is not None else nullcontext()
         with torch.no_grad(), ctx:
             v = transformer(
@@ -82,7 +83,7 @@ def cfg_denoiser(
                 return_dict=False,
             )[0].to(x.device, torch.float32)
         if use_cfg:
-            v = torch.lerp(v[b:], v[:b], guidance)  # v_uncond + guidance·(v_cond − v_uncond), one kernel
+            v = guidance_mix(v[:b], v[b:], guidance)
         return v
 
     return denoise
@@ -120,7 +121,7 @@ def sample(
     Inside a stage that starts below σ = 1 and ends above 0 the path mixes the stage's clean signal Y
     with U = R↑ of the lower stage's, and x − σ·v is κ·Y + (1−κ)·U, not Y (DESIGN §6a). So the sampler
     carries U across every jump — R↑ of the previous stage's final clean estimate — and both the clean
-    estimate every event reports and the "x0" rule's renoising go through engine.pyramid's
+    estimate every event reports and the "x0" rule's renoising go through engine.flow's
     `stage_clean` and `stage_point`.
     """
     if step_rule not in STEP_RULES:

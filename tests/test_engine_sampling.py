@@ -5,7 +5,8 @@ import pytest
 import torch
 from helpers import tiny_wan_transformer
 
-from engine.pyramid import stage_clean, stage_geometry, stage_kappa, stage_point, stage_velocity
+from engine.flow import stage_clean, stage_kappa, stage_point, stage_velocity
+from engine.pyramid import stage_geometry
 from engine.sampling import sample, sample_plain
 from engine.transitions import downsample, project_low, upsample
 

@@ -313,7 +313,7 @@ def test_dmd_gradient_vanishes_when_critic_and_teacher_agree():
 def test_pt_gradient_reaches_x0_through_the_stage_path():
     """DMD-PT applies the clean-units gradient at the renoised input: x̂0 receives it scaled by
     ∂x/∂x̂0 = (1−ρ)(1−σe); DMD-PT* applies the same gradient to x̂0 directly."""
-    from engine.pyramid import stage_point
+    from engine.flow import stage_point
     from trainers.distill import dmd_loss
 
     g = stage_geometry(17, 64, 64, latent_channels=4)

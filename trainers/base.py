@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from engine.flops import TransformerSize, forward_flops
+from engine.flops import TERA, TransformerSize, forward_flops
+from engine.flow import PLAIN_BASELINE, logit_normal
 from engine.models import ZOO_DIR
 from engine.pyramid import stage_geometry
-from engine.schedule import shift_sigma
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import cached
@@ -71,11 +71,6 @@ def object_mask(x0: torch.Tensor, threshold: float = 1.5) -> torch.Tensor:
     return ((x0 - background).norm(dim=1, keepdim=True) > threshold).to(x0.dtype)
 
 
-def logit_normal(n: int, generator: torch.Generator | None = None, shift: float = 1.0) -> torch.Tensor:
-    """σ = sigmoid(N(0, 1)), then the timestep shift s·σ / (1 + (s−1)·σ) (s = 3: P(σ > 0.85) 4% → 26%)."""
-    return shift_sigma(torch.sigmoid(torch.randn(n, generator=generator)), shift)
-
-
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(BaseConfig, argv, __doc__.splitlines()[0])
     zoo = Path(cfg.zoo_dir)
@@ -98,13 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(cfg, model)
     tokens = stage_geometry(cfg.frames, cfg.height, cfg.width).full.tokens
     size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
-    step_tflops = 3 * cfg.batch_size * forward_flops(tokens, size) / 1e12  # forward + backward ≈ 3 forwards
+    step_tflops = 3 * cfg.batch_size * forward_flops(tokens, size) / TERA  # forward + backward ≈ 3 forwards
 
     single = data.single_object()
     card = tiny_card(
         description="wan-tiny: toy Wan2.1 trained here on the procedural world, plain sampling",
         pyramidal=False,
-        schedule="0-0-50",
+        schedule=PLAIN_BASELINE,
         frames=cfg.frames,
         height=cfg.height,
         width=cfg.width,

@@ -19,18 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.flow import normalise_latents
 from engine.pyramid import stage_geometry
 from engine.transitions import downsample
 from world import ClipAttributes, caption, make_batch
 
 DEFINITIONS = ("pixel", "latent")
-
-
-def normalise(vae, latents: torch.Tensor) -> torch.Tensor:
-    cfg = vae.config
-    mean = torch.tensor(cfg.latents_mean, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
-    std = torch.tensor(cfg.latents_std, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1, 1)
-    return (latents - mean) / std
 
 
 @torch.no_grad()
@@ -39,7 +33,12 @@ def stage_latents(vae, video: torch.Tensor, num_stages: int, definition: str = "
     if definition not in DEFINITIONS:
         raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
     geometry = stage_geometry(video.shape[2], video.shape[3], video.shape[4], num_stages)
-    encode = lambda v: normalise(vae, vae.encode(v.to(vae.device, vae.dtype)).latent_dist.mode().float())  # noqa: E731
+
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        return normalise_latents(
+            vae.encode(v.to(vae.device, vae.dtype)).latent_dist.mode().float(), vae.config
+        )
+
     full = encode(video)
     out = [full]
     videos = [video]

@@ -13,8 +13,8 @@ runs the generator without gradients up to j and trains its clean estimate x̂0 
 few-step schedule is trained on the inputs it meets at inference. Everything stays on the pyramid the
 sampler walks (DESIGN §6a): x̂0 is the stage-exact clean estimate Ŷ_k = (x − σ·v − (1−κ)·U)/κ, the
 lower-stage signal U is R↑ of the generator's *own* previous stage's final estimate, renoising uses the
-stage's path `engine.pyramid.stage_point` with that U, clean estimates at renoised points use
-`engine.pyramid.stage_clean`, and the regression targets are the teacher's clean estimates at the end
+stage's path `engine.flow.stage_point` with that U, clean estimates at renoised points use
+`engine.flow.stage_clean`, and the regression targets are the teacher's clean estimates at the end
 of the same stage (its stage_end events) from the same initial noise.
 
 One class per method (read `PlainDMD.loss` or `Adversarial.loss` top to bottom); `Distillation` holds what
@@ -60,9 +60,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.flops import TransformerSize, forward_flops
+from engine.flops import TERA, TransformerSize, forward_flops
+from engine.flow import (
+    guidance_mix,
+    logit_normal,
+    masked_text,
+    noisy,
+    stage_clean,
+    stage_point,
+    stage_velocity,
+    velocity_target,
+)
 from engine.models import ZOO_DIR, load_model
-from engine.pyramid import stage_clean, stage_geometry, stage_point, stage_velocity
+from engine.pyramid import stage_geometry
 from engine.sampling import cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import upsample
@@ -128,7 +138,7 @@ def guided_velocity(transformer, x, sigma, cond, uncond, guidance: float) -> tor
         return velocity(transformer, x, sigma, cond)
     v = velocity(transformer, torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([cond, uncond]))
     b = x.shape[0]
-    return torch.lerp(v[b:], v[:b], guidance)
+    return guidance_mix(v[:b], v[b:], guidance)
 
 
 def random_captions(n: int, seed: int) -> list[str]:
@@ -229,7 +239,7 @@ class Distillation:
         size = TransformerSize.from_config(
             dict(teacher_net.config), text_len=teacher.card.max_sequence_length
         )
-        self.stage_tflops = [forward_flops(s.tokens, size) / 1e12 for s in geometry.stages]
+        self.stage_tflops = [forward_flops(s.tokens, size) / TERA for s in geometry.stages]
         self.tflops = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
 
@@ -362,7 +372,7 @@ class PlainDMD(Distillation):
         if self.pyramidal:
             s_start, s_end = self.path(t)
             return s_end + torch.rand(n, generator=self.gen) * (s_start - s_end)
-        return torch.sigmoid(torch.randn(n, generator=self.gen))
+        return logit_normal(n, self.gen)
 
     def loss(self, step: int):
         cfg, t = self.cfg, self.trained_step(step)
@@ -610,11 +620,11 @@ def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, ou
         x0 = latents[k]
         ids, mask = tokenize(teacher.tokenizer, captions, "cpu")
         with torch.no_grad():
-            hidden = text_encoder(ids, mask).last_hidden_state * mask.unsqueeze(-1)
+            hidden = masked_text(text_encoder(ids, mask).last_hidden_state, mask)
         eps = torch.randn(x0.shape, generator=gen)
-        sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
-        s = sigma.view(-1, 1, 1, 1, 1)
-        loss = F.mse_loss(velocity(net, (1 - s) * x0 + s * eps, sigma, hidden.float()), eps - x0)
+        sigma = logit_normal(x0.shape[0], gen)
+        x = noisy(x0, eps, sigma.view(-1, 1, 1, 1, 1))
+        loss = F.mse_loss(velocity(net, x, sigma, hidden.float()), velocity_target(x0, eps))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.flops import TransformerSize, forward_flops
+from engine.flops import TERA, TransformerSize, forward_flops
+from engine.flow import masked_text, pyramid_point
 from engine.models import ZOO_DIR, load_model
-from engine.pyramid import stage_geometry, stage_point, stage_velocity
-from engine.transitions import upsample
+from engine.pyramid import stage_geometry
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.data import FolderClips, cached
 from trainers.zoo import export_variant, tiny_card, tokenize, velocity
@@ -79,20 +79,6 @@ def pyramid_sample(
     return pyramid_point(y, k, geometry, eps, rho)
 
 
-def pyramid_point(
-    y: list[torch.Tensor], k: int, geometry, eps: torch.Tensor, rho: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The stage-k point at position ρ ∈ [0, 1] (0: the end point, 1: the start point) for noise eps:
-    (x, σ, velocity target), through the engine's stage path (engine.pyramid.stage_point)."""
-    stage = geometry.stages[k]
-    s_end = stage.sigma_end
-    s_start = 1.0 if k == 0 else stage.sigma_start
-    lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
-    sigma = s_end + rho.view(-1, 1, 1, 1, 1) * (s_start - s_end)
-    x = stage_point(y[k], lower, eps, sigma, s_start, s_end)
-    return x, sigma.view(-1), stage_velocity(y[k], lower, eps, s_start, s_end)
-
-
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(PyramidalizeConfig, argv, __doc__.splitlines()[0])
     base_path = Path(cfg.zoo_dir) / cfg.base_model
@@ -132,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     text_encoder.to(run.device)
     sizes = split_batch(cfg.batch_size, tuple(cfg.stage_ratio))
     size = TransformerSize.from_config(dict(teacher.config), text_len=base.card.max_sequence_length)
-    step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / 1e12
+    step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / TERA
     step_tflops *= 3 + (1 if cfg.distill_weight else 0)  # forward + backward, plus the teacher's forward
     gen = torch.Generator().manual_seed(cfg.seed + 1)
 
@@ -140,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         latents, captions = data.sample(step, cfg.batch_size)
         ids, mask = tokenize(tokenizer, captions, run.device)
         with torch.no_grad():
-            hidden = text_encoder(ids, mask).last_hidden_state
-            text = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+            text = masked_text(text_encoder(ids, mask).last_hidden_state, mask)
         losses, metrics, start = [], {}, 0
         for k, n in enumerate(sizes):
             rows = slice(start, start + n)

@@ -16,6 +16,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from torch import nn
 from transformers import UMT5Config, UMT5EncoderModel
 
+from engine.flow import masked_text, timestep
 from engine.models import CARD_FILE, ZOO_DIR, ModelCard
 from engine.text import build_word_tokenizer
 from engine.tiny_vae import TinyWanVAE
@@ -72,8 +73,7 @@ class TextToVelocity(nn.Module):
         self.text_encoder = text_encoder
 
     def embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.text_encoder(input_ids, mask).last_hidden_state
-        return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        return masked_text(self.text_encoder(input_ids, mask).last_hidden_state, mask)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor):
         """x (B, C, T, H, W), sigma (B,), tokenized captions (B, L) → velocity (B, C, T, H, W)."""
@@ -83,7 +83,7 @@ class TextToVelocity(nn.Module):
 def velocity(transformer: WanTransformer3DModel, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor):
     """The transformer as a velocity model: t = 1000·σ, the true noise level of x (DESIGN §2–3)."""
     return transformer(
-        hidden_states=x, timestep=1000.0 * sigma, encoder_hidden_states=text, return_dict=False
+        hidden_states=x, timestep=timestep(sigma), encoder_hidden_states=text, return_dict=False
     )[0]
 
 
