@@ -12,6 +12,7 @@ from PIL import Image
 
 from app.paper import PAPER_MODEL, PAPER_SCHEDULES, PAPER_SIZE
 from engine.flops import KNOWN_SIZES, TERA, schedule_flops
+from engine.flow import plain_counts
 from engine.pyramid import jump_sigma, stage_geometry
 from engine.schedule import format_schedule, parse_schedule, schedule_sigmas
 from engine.transitions import downsample, renoise_jump, upsample
@@ -150,9 +151,9 @@ def compute_table(
     size = KNOWN_SIZES[model]
     geometry = stage_geometry(int(frames), int(height), int(width))
     s = geometry.num_stages
-    reference = 2 * sum(schedule_flops(geometry, (0,) * (s - 1) + (50,), size)) / TERA
+    reference = 2 * sum(schedule_flops(geometry, plain_counts(s), size)) / TERA
     tokens = " / ".join(f"{st.tokens:,}" for st in geometry.stages)
-    one_forward = sum(schedule_flops(geometry, (0,) * (s - 1) + (1,), size)) / TERA
+    one_forward = sum(schedule_flops(geometry, plain_counts(s, steps=1), size)) / TERA
     lines = [
         f"**{model}** at {frames}×{height}×{width} (tokens per stage, low → high: {tokens}; "
         f"one full-resolution forward = {one_forward:,.1f} TFLOPs)",

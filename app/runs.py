@@ -19,13 +19,13 @@ from PIL import Image
 
 from app.serving import gpu
 from engine.flops import TERA, schedule_flops
+from engine.flow import plain_counts
 from engine.limits import Budget
 from engine.models import load_model
 from engine.pipeline import Request, generate, make_request, stage_table, steps_label
 from engine.schedule import format_schedule
 from engine.video import contact_sheet, save_png, to_uint8_frames, write_mp4
 
-PLAIN_STEPS = 50  # the reference cost is the plain Wan sampler, "0-0-50"
 PREVIEW_HEIGHT = 128  # every stage's frames are shown at this height: low stages look blocky, as they are
 PREVIEW_FRAMES = 5  # the same count for every stage, so every strip has the same shape
 
@@ -84,7 +84,7 @@ class RunView:
                 f"| {row['sigma_start']:.3f} → {row['sigma_end']:.3f} | {secs} "
                 f"| {format_tflops(row['tflops'])} |"
             )
-        plain = format_schedule((0,) * (len(r.counts) - 1) + (PLAIN_STEPS,))
+        plain = format_schedule(plain_counts(len(r.counts)))
         cfg = " with CFG (2 forwards per step)" if r.guidance != 1.0 else ""
         status = "done" if self.phase == "final" else "running"
         notes = [
@@ -109,7 +109,7 @@ class RunView:
             f"**{r.schedule}** on **{self.model}** · seed {r.seed} · {status}\n\n"
             f"seconds per stage (low → high): {secs} · **{self.elapsed_s:.2f} s** in all\n\n"
             f"**{format_tflops(self.total_tflops)} TFLOPs** = **{100 * self.cost_ratio:.1f}%** of "
-            f"{format_schedule((0,) * (len(r.counts) - 1) + (PLAIN_STEPS,))}"
+            f"{format_schedule(plain_counts(len(r.counts)))}"
         )
 
     @property
@@ -153,7 +153,7 @@ def _dims(shape) -> str:
 
 def plain_tflops(request: Request, size) -> float:
     """TFLOPs of the same model's plain 50-step sampler at the request's size and guidance."""
-    counts = (0,) * (request.geometry.num_stages - 1) + (PLAIN_STEPS,)
+    counts = plain_counts(request.geometry.num_stages)
     return sum(schedule_flops(request.geometry, counts, size, cfg=request.guidance != 1.0)) / TERA
 
 
