@@ -18,12 +18,14 @@ import torch
 from engine.models import load_model
 from engine.pipeline import make_request
 from engine.sampling import cfg_denoiser, sample
+from engine.schedule import schedule_sigmas
 
 
 def measure(model_name: str, schedule: str, repeats: int, seed: int = 0) -> dict:
     model = load_model(model_name, device="cpu")
     prompt = "a red circle moving left on a black background"
     request = make_request(model, prompt, schedule=schedule, seed=seed)
+    sigmas = schedule_sigmas(request.geometry, request.counts, request.shift)
     cond, uncond = model.encode_prompt([request.prompt], [request.negative_prompt])
     forward_time = [0.0]
     started = [0.0]
@@ -43,7 +45,7 @@ def measure(model_name: str, schedule: str, repeats: int, seed: int = 0) -> dict
             den = cfg_denoiser(model.transformer, cond, uncond, request.guidance)
             gen = torch.Generator().manual_seed(seed)
             t0 = time.perf_counter()
-            for _ in sample(den, request.geometry, request.counts, gen, shift=request.shift):
+            for _ in sample(den, request.geometry, sigmas, gen):
                 pass
             total = time.perf_counter() - t0
             if i:  # the first run warms up allocators and kernels

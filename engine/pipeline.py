@@ -1,7 +1,8 @@
 """Text → video with one model: encode the prompt, sample (plain or pyramidal), decode.
 
 `generate` is the single entry point the CLI, the app and the benchmark share. It validates everything
-at the edge, then yields the sampler's events; the last event (kind "done") carries a `Result`.
+at the edge, builds the σ grids the sampler walks, then yields the sampler's events; the last one is a
+`Finished` (kind "done") that carries the decoded `Result`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -81,6 +82,13 @@ class Result:
             "total_tflops": self.total_tflops,
             "unknown_words": self.unknown_words,
         }
+
+
+@dataclass(kw_only=True)
+class Finished(Event):
+    """The sampler's "done" event with the pipeline's decoded result attached."""
+
+    result: Result
 
 
 def steps_label(n: int) -> str:
@@ -171,21 +179,16 @@ def stage_table(request: Request, model: WanModel, stage_times: list[float] | No
 
 
 def generate(model: WanModel, request: Request) -> Iterator[Event]:
-    """Run one request; yields sampler events, the last ("done") with `.result` set to a `Result`."""
+    """Run one request; yields sampler events, the last a `Finished` ("done") carrying the `Result`."""
     start = time.perf_counter()
     cfg = request.guidance != 1.0
     negative = [request.negative_prompt] if cfg else None
     cond, uncond = model.encode_prompt([request.prompt], negative)
     denoiser = cfg_denoiser(model.transformer, cond, uncond, request.guidance)
     generator = torch.Generator("cpu").manual_seed(request.seed)
+    sigmas = schedule_sigmas(request.geometry, request.counts, request.shift)
     for event in sample(
-        denoiser,
-        request.geometry,
-        request.counts,
-        generator,
-        step_rule=request.step_rule,
-        wavelet=request.wavelet,
-        shift=request.shift,
+        denoiser, request.geometry, sigmas, generator, step_rule=request.step_rule, wavelet=request.wavelet
     ):
         if event.kind != "done":
             yield event
@@ -193,7 +196,7 @@ def generate(model: WanModel, request: Request) -> Iterator[Event]:
         video = model.decode(event.x0)
         frames = to_uint8_frames(video)
         stages = stage_table(request, model, event.stage_times)
-        event.result = Result(
+        result = Result(
             request=request,
             frames=frames,
             latents=event.x0,
@@ -204,7 +207,7 @@ def generate(model: WanModel, request: Request) -> Iterator[Event]:
             total_tflops=sum(r["tflops"] for r in stages),
             unknown_words=model.unknown_words(request.prompt),
         )
-        yield event
+        yield Finished(**{f.name: getattr(event, f.name) for f in fields(event)}, result=result)
 
 
 def run(model: WanModel, request: Request) -> Result:
@@ -218,6 +221,7 @@ def run(model: WanModel, request: Request) -> Result:
 __all__ = [
     "Request",
     "Result",
+    "Finished",
     "make_request",
     "generate",
     "run",

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-from engine.flow import guidance_mix, stage_clean, stage_point, timestep
+from engine.flow import guidance_mix, plain_counts, stage_clean, stage_point, timestep
 from engine.pyramid import PyramidGeometry
 from engine.schedule import schedule_sigmas
 from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump, upsample
@@ -48,7 +47,6 @@ class Event:
     stage_seconds: float = 0.0  # for "stage_end": wall time of the stage
     model_seconds: float = 0.0  # time spent inside denoiser calls so far
     stage_times: list[float] = field(default_factory=list)  # for "done": seconds per active stage
-    result: Any = None  # for "done" from engine.pipeline.generate: the decoded Result
     latent: torch.Tensor | None = None  # "step" and "stage_end": the (noisy) latent x at `sigma`
 
 
@@ -100,18 +98,19 @@ def noise_pyramid(eps_full: torch.Tensor, geometry: PyramidGeometry, wavelet: st
 def sample(
     denoiser: Denoiser,
     geometry: PyramidGeometry,
-    counts: Sequence[int],
+    sigmas: Sequence[torch.Tensor | None],
     generator: torch.Generator,
     batch_size: int = 1,
     step_rule: str = "euler",
     wavelet: str = DEFAULT_WAVELET,
-    shift: float = 1.0,
     noise: torch.Tensor | None = None,
 ) -> Iterator[Event]:
-    """Pyramidal sampling over the stages of `geometry` with `counts` steps each (low → high).
+    """Pyramidal sampling over the stages of `geometry`, low → high, along the σ grids `sigmas`.
 
-    Leading stages with 0 steps are skipped and the first active stage starts at σ = 1 from noise at
-    its own resolution; "0-0-N" is therefore exactly the plain full-resolution sampler.
+    `sigmas[k]` is stage k's grid (steps + 1 levels from its start down to its end, as
+    `engine.schedule.schedule_sigmas` builds them) or None for a stage the schedule skips. Leading skipped
+    stages are passed over and the first active stage starts from noise at its own resolution; a grid for
+    the full-resolution stage alone is therefore exactly the plain sampler.
     `noise`: the full-resolution initial draw (batch_size, *full latent shape) instead of one from
     `generator` (which still supplies any later noise); lower stages use its projections.
     Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict the stage's clean signal Ŷ,
@@ -126,13 +125,34 @@ def sample(
     """
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
-    grids = schedule_sigmas(geometry, counts, shift)
-    start_time = time.perf_counter()
-    model_seconds = 0.0
+    if len(sigmas) != geometry.num_stages or sigmas[-1] is None:
+        raise ValueError(
+            f"need one σ grid per stage ({geometry.num_stages}, None for a skipped stage, the last one "
+            f"present), got {len(sigmas)}; build them with engine.schedule.schedule_sigmas"
+        )
+    counts = [0 if grid is None else len(grid) - 1 for grid in sigmas]
     first = next(k for k, c in enumerate(counts) if c > 0)
     total = sum(counts)
+    start_time = time.perf_counter()
+    model_seconds = 0.0
     done = 0
     stage_times: list[float] = []
+
+    def event(kind: str, k: int, grid: list[float], **fields) -> Event:
+        stage = geometry.stages[k]
+        return Event(
+            kind=kind,
+            stage=k,
+            stage_steps=counts[k],
+            done_steps=done,
+            total_steps=total,
+            latent_shape=stage.latent_shape,
+            pixel_shape=stage.pixel_shape,
+            sigma_range=(float(grid[0]), float(grid[-1])),
+            elapsed=time.perf_counter() - start_time,
+            model_seconds=model_seconds,
+            **fields,
+        )
 
     shape = (batch_size, *geometry.full.latent_shape)
     if noise is not None and tuple(noise.shape) != shape:
@@ -147,10 +167,10 @@ def sample(
     for k in range(first, geometry.num_stages):
         stage = geometry.stages[k]
         stage_start = time.perf_counter()
-        sigmas = grids[k].tolist()
-        path = (sigmas[0], sigmas[-1])  # (σs, σe): the first active stage starts at 1, not at its jump
+        grid = sigmas[k].tolist()
+        path = (grid[0], grid[-1])  # (σs, σe): the first active stage starts at 1, not at its jump
         for i in range(counts[k]):
-            s, s_next = sigmas[i], sigmas[i + 1]
+            s, s_next = grid[i], grid[i + 1]
             t0 = time.perf_counter()
             v = denoiser(x, s, k)
             model_seconds += time.perf_counter() - t0
@@ -162,78 +182,24 @@ def sample(
             else:
                 x = x0
             done += 1
-            ev = _event(
-                "step",
-                geometry,
-                k,
-                i + 1,
-                counts[k],
-                done,
-                total,
-                s_next,
-                sigmas,
-                x0,
-                start_time,
-                model_seconds,
-            )
-            ev.latent = x
-            yield ev
+            yield event("step", k, grid, step=i + 1, sigma=float(s_next), x0=x0, latent=x)
         stage_times.append(time.perf_counter() - stage_start)
         last = k == geometry.num_stages - 1
-        ev = _event(
+        yield event(
             "stage_end",
-            geometry,
             k,
-            counts[k],
-            counts[k],
-            done,
-            total,
-            stage.sigma_end,
-            sigmas,
-            x if last else x0,
-            start_time,
-            model_seconds,
+            grid,
+            step=counts[k],
+            sigma=float(stage.sigma_end),
+            x0=x if last else x0,
+            latent=x,
+            stage_seconds=stage_times[-1],
         )
-        ev.stage_seconds = stage_times[-1]
-        ev.latent = x
-        yield ev
         if not last:
             x, _ = renoise_jump(x, stage.sigma_end, generator, wavelet, stage.temporal_halved, eps[k + 1])
             lower = upsample(x0, wavelet, stage.temporal_halved)
-    ev = _event(
-        "done",
-        geometry,
-        geometry.num_stages - 1,
-        counts[-1],
-        counts[-1],
-        done,
-        total,
-        0.0,
-        sigmas,
-        x,
-        start_time,
-        model_seconds,
-    )
-    ev.stage_times = stage_times
-    yield ev
-
-
-def _event(kind, geometry, k, step, stage_steps, done, total, sigma, sigmas, x0, start_time, model_seconds):
-    stage = geometry.stages[k]
-    return Event(
-        kind=kind,
-        stage=k,
-        step=step,
-        stage_steps=stage_steps,
-        done_steps=done,
-        total_steps=total,
-        latent_shape=stage.latent_shape,
-        pixel_shape=stage.pixel_shape,
-        sigma=float(sigma),
-        sigma_range=(float(sigmas[0]), float(sigmas[-1])),
-        x0=x0,
-        elapsed=time.perf_counter() - start_time,
-        model_seconds=model_seconds,
+    yield event(
+        "done", geometry.num_stages - 1, grid, step=counts[-1], sigma=0.0, x0=x, stage_times=stage_times
     )
 
 
@@ -242,8 +208,9 @@ def sample_plain(
     geometry: PyramidGeometry,
     steps: int,
     generator: torch.Generator,
+    shift: float = 1.0,
     **kwargs,
 ) -> Iterator[Event]:
     """The plain Wan sampler: all `steps` at full resolution from σ = 1 (schedule "0-…-0-steps")."""
-    counts = [0] * (geometry.num_stages - 1) + [steps]
-    return sample(denoiser, geometry, counts, generator, **kwargs)
+    sigmas = schedule_sigmas(geometry, plain_counts(geometry.num_stages, steps), shift)
+    return sample(denoiser, geometry, sigmas, generator, **kwargs)

@@ -8,6 +8,7 @@ from helpers import tiny_wan_transformer
 from engine.flow import stage_clean, stage_kappa, stage_point, stage_velocity
 from engine.pyramid import stage_geometry
 from engine.sampling import sample, sample_plain
+from engine.schedule import schedule_sigmas
 from engine.transitions import downsample, project_low, upsample
 
 
@@ -17,7 +18,7 @@ def _zero_denoiser(x, sigma, stage):
 
 def _run(denoiser, counts, seed=0, **kw):
     g = stage_geometry(17, 128, 128, latent_channels=4)
-    return list(sample(denoiser, g, counts, torch.Generator().manual_seed(seed), **kw))
+    return list(sample(denoiser, g, schedule_sigmas(g, counts), torch.Generator().manual_seed(seed), **kw))
 
 
 def test_events_per_step_and_per_stage():
@@ -43,7 +44,7 @@ def test_plain_is_the_zero_zero_n_schedule():
     g = stage_geometry(17, 128, 128, latent_channels=4)
     den = _affine_denoiser()
     a = list(sample_plain(den, g, 4, torch.Generator().manual_seed(5)))[-1].x0
-    b = list(sample(den, g, (0, 0, 4), torch.Generator().manual_seed(5)))[-1].x0
+    b = list(sample(den, g, schedule_sigmas(g, (0, 0, 4)), torch.Generator().manual_seed(5)))[-1].x0
     assert torch.equal(a, b)
 
 
@@ -97,7 +98,8 @@ def test_point_mass_oracle_gives_the_stage_clean_signal_at_every_step(rule):
         eps = (x - stage_point(y[k], lower[k], torch.zeros_like(x), sigma, *path)) / sigma
         return stage_velocity(y[k], lower[k], eps, *path)
 
-    events = list(sample(oracle, g, (3, 3, 2), torch.Generator().manual_seed(1), 64, step_rule=rule))
+    sigmas = schedule_sigmas(g, (3, 3, 2))
+    events = list(sample(oracle, g, sigmas, torch.Generator().manual_seed(1), 64, step_rule=rule))
     for e in events[:-1]:
         assert torch.allclose(e.x0, y[e.stage], atol=1e-4), (e.kind, e.stage, e.step)
     for e in (e for e in events if e.kind == "step" and e.sigma > 0):

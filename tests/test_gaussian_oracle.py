@@ -25,6 +25,7 @@ from gaussian_oracle import SIZE, Law, gaussian_pyramid, sampler_law
 
 from engine.pyramid import stage_geometry
 from engine.sampling import sample
+from engine.schedule import schedule_sigmas
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def engine_stage_ends(model, counts, rule, batch: int, channels: int, seed: int 
     events = sample(
         model.denoiser(),
         geometry,
-        counts,
+        schedule_sigmas(geometry, counts),
         torch.Generator().manual_seed(seed),
         batch_size=batch,
         step_rule=rule,

@@ -10,7 +10,9 @@ from helpers import tiny_wan_transformer
 from engine.models import load_model
 from engine.pipeline import make_request, run
 from engine.pyramid import stage_geometry
+from engine.schedule import schedule_sigmas
 from engine.tiny_vae import TinyWanVAE
+from engine.transitions import upsample
 from trainers import base, pyramidalize, vae
 from trainers.pyramidalize import pyramid_sample, split_batch
 from trainers.zoo import TextToVelocity, tokenize
@@ -248,7 +250,7 @@ def test_pyramid_targets_follow_design():
         eps = (end - (1 - s_end) * y[k]) / s_end if s_end > 0 else None
         if eps is not None:  # E = (1 − σ_end)·Y_k + σ_end·ε with one ε shared with the start point
             start = end + (s_start - s_end) * target
-            lower = 0 if k == 0 else (1 - s_start) * pyramidalize.upsample(y[k - 1], temporal=True)
+            lower = 0 if k == 0 else (1 - s_start) * upsample(y[k - 1], temporal=True)
             assert torch.allclose(start, lower + s_start * eps, atol=1e-4)
         else:
             assert torch.allclose(end, y[k], atol=1e-5)
@@ -362,7 +364,7 @@ def test_pairs_hold_the_teachers_stage_outputs(pt_method):
     den = cfg_denoiser(m.teacher.transformer, cond, uncond, m.cfg.guidance)
     gen = torch.Generator().manual_seed(m.cfg.seed)  # the jumps' top-up noise: replay make_pairs' draws
     torch.randn(m.pairs["noise"].shape, generator=gen)
-    events = sample(den, m.geometry, (2, 2, 1), gen, n, noise=m.pairs["noise"])
+    events = sample(den, m.geometry, schedule_sigmas(m.geometry, (2, 2, 1)), gen, n, noise=m.pairs["noise"])
     ends = [e.x0 for e in events if e.kind == "stage_end"]
     for k in range(3):
         assert torch.allclose(ends[k], outs[k], atol=1e-5)
@@ -373,7 +375,6 @@ def test_trained_step_is_the_generators_own_sampling_step(pt_method):
     the trained x̂0 is that sampler's clean estimate at step j and U is R↑ of the generator's own final
     estimate of the previous stage (not R↓ of x̂0, not the data's lower stage)."""
     from engine.sampling import sample
-    from engine.transitions import upsample
     from trainers.zoo import velocity
 
     m = pt_method
@@ -393,7 +394,8 @@ def test_trained_step_is_the_generators_own_sampling_step(pt_method):
         with torch.no_grad():
             return velocity(m.run.model, x, torch.full((x.shape[0],), s), m.cond[rows])
 
-    events = list(sample(den, m.geometry, m.counts, m.gen, len(rows), "x0", noise=m.pairs["noise"][rows]))
+    sigmas = schedule_sigmas(m.geometry, m.counts)
+    events = list(sample(den, m.geometry, sigmas, m.gen, len(rows), "x0", noise=m.pairs["noise"][rows]))
     steps = [e for e in events if e.kind == "step"]
     previous = next(e for e in events if e.kind == "stage_end" and e.stage == t.k - 1)
     temporal = m.geometry.stages[t.k - 1].temporal_halved

@@ -161,7 +161,8 @@ def make_pairs(teacher, geometry, n: int, schedule: str, guidance: float, seed: 
         cond, uncond = teacher.encode_prompt(captions[i : i + batch], [""] * len(captions[i : i + batch]))
         den = cfg_denoiser(teacher.transformer, cond, uncond, guidance)
         chunk = noise[i : i + batch]
-        for ev in sample(den, geometry, counts, gen, batch_size=chunk.shape[0], noise=chunk):
+        sigmas = schedule_sigmas(geometry, counts)
+        for ev in sample(den, geometry, sigmas, gen, batch_size=chunk.shape[0], noise=chunk):
             if ev.kind == "stage_end":
                 stage_outputs[ev.stage].append(ev.x0)
         print(f"teacher pairs {min(i + batch, n)}/{n}", flush=True)
@@ -264,7 +265,8 @@ class Distillation:
 
         noise = self.pairs["noise"][rows]
         try:
-            for ev in sample(denoiser, self.geometry, self.counts, gen, len(rows), "x0", noise=noise):
+            sigmas = schedule_sigmas(self.geometry, self.counts)
+            for ev in sample(denoiser, self.geometry, sigmas, gen, len(rows), "x0", noise=noise):
                 if ev.kind == "stage_end":
                     finals[ev.stage] = ev.x0
         except _Reached:
