@@ -101,7 +101,7 @@ class Handlers:
         try:
             from app import learn, runs  # noqa: F401  (the slow imports: torch, diffusers)
 
-            key = self.registry.default_key()
+            key = self.registry.default()
             model = self.registry.load(key)
             ones = "-".join(["1"] * model.card.num_stages)
             idle = self.registry.slot(key, cancelled=lambda: False, waiting=lambda: None)
@@ -117,7 +117,7 @@ class Handlers:
         already typed (schedule, guidance, frames, height, width) while the page was loading are kept."""
         with user_errors("page set-up"):
             choices = self.registry.choices()
-            default = self.registry.default_key()
+            default = self.registry.default()
             models = [gr.Dropdown(choices=choices, value=default) for _ in range(1 + MAX_RUNS)]
             *settings, info = self.model_settings(default)
             kept = [new if old in (None, "") else gr.skip() for old, new in zip(typed, settings, strict=True)]
@@ -154,11 +154,10 @@ class Handlers:
         size can be read without loading it)."""
         from engine.flops import size_from_name_or_folder
         from engine.schedule import parse_schedule
-        from engine.zoo import resolve
 
         budget, n = self.budget, card.num_stages
         try:
-            size = size_from_name_or_folder(resolve(key))
+            size = size_from_name_or_folder(self.registry.locate(key))
         except ValueError:  # random-tiny, a hub id: checked when the request runs
             size = None
         default = {"frames": card.frames, "height": card.height, "width": card.width}

@@ -1,11 +1,13 @@
-"""The models the page offers: the engine's zoo and random-tiny plus the operator's folders.
+"""The models the page offers: the engine's registry (zoo, random-tiny and the operator's folders) plus
+what serving needs on top: labels, lazy loading and per-model concurrency.
 
-Each entry has a key (what `engine.models.load_model` is given: a zoo name, "random-tiny" or a folder
+Each entry has a key (a name `engine.zoo.ModelRegistry` resolves: a zoo name, "random-tiny" or a folder
 path) and a label saying what it is (the model card's description). Loading is lazy and goes through the
 engine's one cache; a per-model semaphore bounds how many requests sample one model at once.
 
-The engine is imported inside the methods: torch + diffusers take several seconds to import on a small
-CPU and the page must be interactive before that (the app's warm-up thread imports them right after).
+The model loader is imported inside the methods: torch + diffusers take several seconds to import on a
+small CPU and the page must be interactive before that (the app's warm-up thread imports them right
+after). engine.zoo itself is cheap (no torch).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.serving import RunCancelled
+from engine.zoo import ModelRegistry as EngineRegistry
 
 if TYPE_CHECKING:
     from engine.models import WanModel
-    from engine.zoo import ModelCard
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,12 @@ class ModelEntry:
     label: str  # shown in the dropdown
 
 
-class ModelRegistry:
-    """Model choices, their cards (read without loading weights), lazy loading, per-model concurrency."""
+class ModelRegistry(EngineRegistry):
+    """The engine's registry (names, resolution, cards read once) plus labels, lazy loading and
+    per-model concurrency."""
 
     def __init__(self, model_dirs: list[str] | None = None, per_model: int = 1) -> None:
-        self.model_dirs = [str(Path(d)) for d in (model_dirs or [])]
+        super().__init__(model_dirs=model_dirs or [])
         self.per_model = per_model
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._load_locks: dict[str, threading.Lock] = {}
@@ -43,10 +46,8 @@ class ModelRegistry:
     # --- what is offered -------------------------------------------------------------------------------
 
     def entries(self) -> list[ModelEntry]:
-        from engine.zoo import available_models
-
         out = []
-        for key in [*available_models(), *self.model_dirs]:
+        for key in self.names():
             name = Path(key).name if key in self.model_dirs else key
             try:
                 description = self.description(key)
@@ -66,29 +67,6 @@ class ModelRegistry:
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a gr.Dropdown."""
         return [(e.label, e.key) for e in self.entries()]
-
-    def default_key(self) -> str:
-        from engine.zoo import default_model_name
-
-        return default_model_name()
-
-    def resolve(self, key: str | None) -> str:
-        """The key to load: None or "" means the default model; unknown keys get a message listing choices."""
-        if key is None or not str(key).strip():
-            return self.default_key()
-        key = str(key).strip()
-        keys = [e.key for e in self.entries()]
-        if key not in keys:
-            from engine.limits import shown
-
-            raise ValueError(f"unknown model {shown(key)}; choose one of: {', '.join(keys)}")
-        return key
-
-    def card(self, key: str) -> ModelCard:
-        """The model's card (defaults such as size and schedule) without loading any weights."""
-        from engine.zoo import read_card
-
-        return read_card(key)
 
     # --- using a model ---------------------------------------------------------------------------------
 

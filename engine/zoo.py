@@ -2,16 +2,19 @@
 
 A model card is `pyramidal_wan.json` beside a model in diffusers layout: its defaults (size, schedule,
 guidance …), whether it was finetuned for the pyramid, and `"shared"` naming the folder that holds the
-components it shares with other variants. The app lists models and reads cards through this module
-before any heavy library is imported.
+components it shares with other variants. `ModelRegistry` is the one resolver of model names; the app
+lists models and reads cards through it before any heavy library is imported.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.limits import shown
 from engine.pyramid import DEFAULT_NUM_STAGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,54 +60,91 @@ class ModelCard:
         return json.dumps(asdict(self), indent=2)
 
 
-def zoo_models() -> list[str]:
-    """Names of the shipped zoo variants (folders of assets/zoo with a transformer)."""
-    if not ZOO_DIR.is_dir():
-        return []
-    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "transformer").is_dir())
+class ModelRegistry:
+    """The models a process offers, by name: the zoo's variants, random-tiny and extra model folders.
 
-
-def available_models() -> list[str]:
-    return zoo_models() + [RANDOM_TINY]
-
-
-def default_model_name() -> str:
-    zoo = zoo_models()
-    if DEFAULT_ZOO_MODEL in zoo:
-        return DEFAULT_ZOO_MODEL
-    return zoo[0] if zoo else RANDOM_TINY
-
-
-def resolve(name_or_path: str) -> str:
-    """A zoo name → its folder; random-tiny stays a name; anything else is taken as a path or hub id."""
-    if name_or_path == RANDOM_TINY:
-        return RANDOM_TINY
-    if (ZOO_DIR / name_or_path / "transformer").is_dir():
-        return str(ZOO_DIR / name_or_path)
-    return name_or_path
-
-
-def read_card(name_or_path: str) -> ModelCard:
-    """The card of a zoo name, random-tiny or a folder, without loading weights.
-
-    A folder without a card gets Wan2.1 defaults; a missing folder or a broken card raises ModelLoadError.
+    The one place a model name becomes a folder and a card (engine.models, the CLI, the app, the
+    benchmark and the trainers all ask it). Each card file is read once, and again only if it changes.
     """
-    if name_or_path == RANDOM_TINY:
-        return random_tiny_card()
-    folder = Path(resolve(name_or_path))
-    if not folder.is_dir():
-        raise ModelLoadError(
-            f"no model folder at {str(folder)!r}. Give a zoo name ({', '.join(available_models())}) or a "
-            f"folder in diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ vae/ "
-            f"scheduler/), e.g. a local copy of Wan2.1-T2V-1.3B-Diffusers."
-        )
-    card_path = folder / CARD_FILE
-    if not card_path.is_file():
-        return ModelCard(description=f"{folder.name} (diffusers folder, Wan2.1 defaults)")
-    try:
-        return ModelCard.from_dict(json.loads(card_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+
+    def __init__(self, zoo_dir: str | Path = ZOO_DIR, model_dirs: Sequence[str | Path] = ()) -> None:
+        self.zoo_dir = Path(zoo_dir)
+        self.model_dirs = [str(Path(d)) for d in model_dirs]
+        self._cards: dict[str, tuple[int, ModelCard]] = {}
+        self._lock = threading.Lock()
+
+    def zoo_models(self) -> list[str]:
+        """Names of the zoo's variants (folders of zoo_dir with a transformer)."""
+        if not self.zoo_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.zoo_dir.iterdir() if (p / "transformer").is_dir())
+
+    def names(self) -> list[str]:
+        """Everything offered: the zoo's variants, random-tiny, then the extra folders."""
+        return [*self.zoo_models(), RANDOM_TINY, *self.model_dirs]
+
+    def default(self) -> str:
+        zoo = self.zoo_models()
+        if DEFAULT_ZOO_MODEL in zoo:
+            return DEFAULT_ZOO_MODEL
+        return zoo[0] if zoo else RANDOM_TINY
+
+    def resolve(self, name: str | None) -> str:
+        """An offered name: None or "" means the default; anything not offered is refused with the list."""
+        if name is None or not str(name).strip():
+            return self.default()
+        name = str(name).strip()
+        names = self.names()
+        if name not in names:
+            raise ValueError(f"unknown model {shown(name)}; choose one of: {', '.join(names)}")
+        return name
+
+    def locate(self, name_or_path: str) -> str:
+        """What to load: a zoo name → its folder; random-tiny stays a name; anything else is taken as a
+        folder or a hub id."""
+        if name_or_path == RANDOM_TINY:
+            return RANDOM_TINY
+        if (self.zoo_dir / name_or_path / "transformer").is_dir():
+            return str(self.zoo_dir / name_or_path)
+        return name_or_path
+
+    def card(self, name_or_path: str) -> ModelCard:
+        """The card of a zoo name, random-tiny or a folder, without loading weights.
+
+        A folder without a card gets Wan2.1 defaults; a missing folder or a broken card raises ModelLoadError.
+        """
+        if name_or_path == RANDOM_TINY:
+            return random_tiny_card()
+        folder = Path(self.locate(name_or_path))
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"no model folder at {str(folder)!r}. Give a zoo name ({', '.join(self.names())}) or a "
+                f"folder in diffusers layout (model_index.json with tokenizer/ text_encoder/ transformer/ "
+                f"vae/ scheduler/), e.g. a local copy of Wan2.1-T2V-1.3B-Diffusers."
+            )
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            return ModelCard(description=f"{folder.name} (diffusers folder, Wan2.1 defaults)")
+        stamp = card_path.stat().st_mtime_ns
+        with self._lock:
+            cached = self._cards.get(str(card_path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            card = ModelCard.from_dict(json.loads(card_path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ModelLoadError(f"{card_path} is not valid: {err}") from err
+        with self._lock:
+            self._cards[str(card_path)] = (stamp, card)
+        return card
+
+
+ZOO = ModelRegistry()  # the shipped zoo and random-tiny: what the CLI, the benchmark and the trainers offer
+zoo_models = ZOO.zoo_models
+available_models = ZOO.names
+default_model_name = ZOO.default
+resolve = ZOO.locate
+read_card = ZOO.card
 
 
 def random_tiny_card() -> ModelCard:

@@ -99,7 +99,7 @@ def test_registry_labels_models_and_explains_missing_folders(tmp_path):
     labels = {key: label for label, key in registry.choices()}
     assert labels["random-tiny"].startswith("random-tiny — random weights")
     assert labels[missing].endswith(f"folder not found ({missing})")
-    assert registry.resolve(None) == registry.resolve("") == registry.default_key()
+    assert registry.resolve(None) == registry.resolve("") == registry.default()
     with pytest.raises(ValueError, match="unknown model 'x'; choose one of: .*random-tiny"):
         registry.resolve("x")
     with pytest.raises(Exception, match="no model folder at"):

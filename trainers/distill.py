@@ -76,6 +76,7 @@ from engine.pyramid import stage_geometry
 from engine.sampling import cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import upsample
+from engine.zoo import ModelRegistry
 from trainers.common import Run, TrainConfig, parse_config, set_threads
 from trainers.data import cached
 from trainers.zoo import export_variant, tiny_card, velocity
@@ -501,11 +502,10 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     if cfg.method not in METHODS:
         raise SystemExit(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
-    zoo = Path(cfg.zoo_dir)
+    zoo = ModelRegistry(cfg.zoo_dir)
 
     def load(name: str):
-        path = zoo / name
-        return load_model(str(path) if path.is_dir() else name, device="cpu", dtype="float32")
+        return load_model(zoo.locate(name), device="cpu", dtype="float32")
 
     teacher = load(cfg.teacher)
     init = load(cfg.generator)

@@ -27,6 +27,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import masked_text, pyramid_point
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
+from engine.zoo import ModelRegistry
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.data import FolderClips, cached
 from trainers.zoo import export_variant, tiny_card, tokenize, velocity
@@ -81,8 +82,8 @@ def pyramid_sample(
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(PyramidalizeConfig, argv, __doc__.splitlines()[0])
-    base_path = Path(cfg.zoo_dir) / cfg.base_model
-    base = load_model(str(base_path) if base_path.is_dir() else cfg.base_model, device="cpu", dtype="float32")
+    base_model = ModelRegistry(cfg.zoo_dir).locate(cfg.base_model)
+    base = load_model(base_model, device="cpu", dtype="float32")
     geometry = stage_geometry(
         cfg.frames, cfg.height, cfg.width, cfg.num_stages, base.latent_channels, base.card.boundaries
     )
