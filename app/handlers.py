@@ -19,6 +19,7 @@ import gradio as gr
 
 from app.config import AppConfig
 from app.outputs import OutputStore
+from app.params import CompareParams, GenerateParams
 from app.prompts import grammar_note, surprise_prompt
 from app.registry import ModelRegistry
 from app.serving import CancelRegistry, QueueEvent, RunCancelled, user_errors
@@ -222,20 +223,10 @@ class Handlers:
         Returns (stage previews [(png, caption)], mp4 path or None, Markdown readout, seed used,
         details JSON).
         """
+        values = GenerateParams.from_call(locals())
         with user_errors("generation"):
-            key = self.registry.resolve(model)
-            params = self._params(
-                prompt,
-                negative_prompt,
-                seed,
-                randomize_seed,
-                schedule,
-                guidance,
-                frames,
-                height,
-                width,
-                wavelet,
-            )
+            key = self.registry.resolve(values.model)
+            params = self._params(values)
             for view in self._stream(key, params, request, progress):
                 yield view.gallery(), view.video, view.readout(), view.request.seed, view.details()
 
@@ -252,43 +243,31 @@ class Handlers:
             gr.Info(message, title="Stop")
         return f"**Stopped.** {message}"
 
-    def _params(
-        self,
-        prompt,
-        negative_prompt,
-        seed,
-        randomize_seed,
-        schedule=None,
-        guidance=None,
-        frames=None,
-        height=None,
-        width=None,
-        wavelet=None,
-    ) -> dict:
+    def _params(self, v: GenerateParams) -> dict:
         """Widget values → run_generation keyword arguments (None: the model's default)."""
         from engine.pipeline import random_seed
 
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(v.prompt, str) or not v.prompt.strip():
             raise ValueError(
                 "the prompt is empty; describe the video, e.g. 'a red circle moving left on a "
                 "black background' (or press “surprise me”)"
             )
         for name, text in (
-            ("negative prompt", negative_prompt),
-            ("schedule", schedule),
-            ("wavelet", wavelet),
+            ("negative prompt", v.negative_prompt),
+            ("schedule", v.schedule),
+            ("wavelet", v.wavelet),
         ):
             _check_text(text, name)
         return {
-            "prompt": str(prompt),
-            "negative_prompt": negative_prompt or None,  # empty: the model's default negative prompt
-            "seed": random_seed() if randomize_seed else _optional_number(seed, "seed", whole=True),
-            "schedule": (schedule or "").strip() or None,
-            "guidance": _optional_number(guidance, "guidance"),
-            "frames": _optional_number(frames, "frames", whole=True),
-            "height": _optional_number(height, "height", whole=True),
-            "width": _optional_number(width, "width", whole=True),
-            "wavelet": wavelet or "haar",
+            "prompt": str(v.prompt),
+            "negative_prompt": v.negative_prompt or None,  # empty: the model's default negative prompt
+            "seed": random_seed() if v.randomize_seed else _optional_number(v.seed, "seed", whole=True),
+            "schedule": (v.schedule or "").strip() or None,
+            "guidance": _optional_number(v.guidance, "guidance"),
+            "frames": _optional_number(v.frames, "frames", whole=True),
+            "height": _optional_number(v.height, "height", whole=True),
+            "width": _optional_number(v.width, "width", whole=True),
+            "wavelet": v.wavelet or "haar",
         }
 
     def _stream(
@@ -383,19 +362,16 @@ class Handlers:
         """
         from engine.schedule import parse_schedule
 
+        values = CompareParams.from_call(locals())
         with user_errors("comparison"):
-            n = _optional_number(n_runs, "number of runs", whole=True)
+            n = _optional_number(values.n_runs, "number of runs", whole=True)
             if n is None or not 2 <= n <= MAX_RUNS:
-                raise ValueError(f"compare needs 2 to {MAX_RUNS} runs, got {n_runs!r}")
-            slots = [
-                (schedule_1, model_1),
-                (schedule_2, model_2),
-                (schedule_3, model_3),
-                (schedule_4, model_4),
-            ]
-            params = self._params(prompt, negative_prompt, seed, randomize_seed)
+                raise ValueError(f"compare needs 2 to {MAX_RUNS} runs, got {values.n_runs!r}")
+            params = self._params(values.shared())
             plans, steps = [], []
-            for i, (schedule, model) in enumerate(slots[:n]):  # check every run before starting the first
+            for i, (schedule, model) in enumerate(
+                values.slots()[:n]
+            ):  # check every run before starting the first
                 try:
                     _check_text(schedule, "schedule")
                     key = self.registry.resolve(model)

@@ -248,3 +248,20 @@ def test_grammar_note_names_a_colour_used_as_a_background():
 
     assert "no background" in grammar_note("a red circle moving left on a white background")
     assert grammar_note("a red circle moving left on a black background") is None
+
+
+def test_handler_signatures_are_the_params_objects_fields():
+    """/generate and /compare take their parameters by these names in this order (the named API); the
+    tabs build their input lists from the same objects, so neither order is written twice."""
+    import inspect
+
+    from app.params import CompareParams, GenerateParams
+
+    for handler, params in ((Handlers.generate, GenerateParams), (Handlers.compare, CompareParams)):
+        names = [p for p in inspect.signature(handler).parameters if p not in ("self", "request", "progress")]
+        assert names == params.names()
+    with pytest.raises(ValueError, match="no widget for .*negative_prompt"):
+        GenerateParams.widget_list({"prompt": object()})
+    values = CompareParams(prompt="p", seed=3, randomize_seed=False, schedule_2="2-2-1", model_2="m")
+    assert values.slots()[1] == ("2-2-1", "m") and values.slots()[3] == (None, None)
+    assert values.shared() == GenerateParams(prompt="p", seed=3, randomize_seed=False)
