@@ -1,10 +1,9 @@
 """Example prompts in the procedural world's grammar, and "surprise me" (a fresh caption from the world's
-caption sampler when the `world` package is present, else one of the examples)."""
+caption sampler).
+
+`world` is imported inside the functions: it imports torch, and the page must come up before that."""
 
 from __future__ import annotations
-
-import logging
-import random
 
 import numpy as np
 
@@ -20,24 +19,18 @@ EXAMPLES = [
 
 def surprise_prompt(seed: int | None = None) -> str:
     """A random caption the world can render (so the embedded models know every word in it)."""
-    rng = np.random.default_rng(seed)
-    try:
-        import world
+    import world
 
-        return world.caption(world.sample_attributes(rng), rng)
-    except Exception:  # no world package (or an incompatible one): the built-in list still works
-        logging.getLogger("pyramidalwan.app").debug("world caption sampler unavailable", exc_info=True)
-        return random.Random(seed).choice(EXAMPLES)
+    rng = np.random.default_rng(seed)
+    return world.caption(world.sample_attributes(rng), rng)
 
 
 def grammar_note(prompt: str) -> str | None:
     """Why the procedural world's grammar (what the embedded models learnt) reads `prompt` differently from
     what it says, e.g. "white" named as a background (a colour there, not a background); None when it
-    parses, or when the `world` package is absent."""
-    try:
-        from world import parse
-    except ImportError:
-        return None
+    parses."""
+    from world import parse
+
     try:
         parse(prompt)
     except ValueError as err:

@@ -221,19 +221,6 @@ def evaluate(
     return score(generation, prompts, seed, probe)
 
 
-def run_toybench(
-    model,
-    prompts: Sequence[str],
-    schedule: str | None = None,
-    seed: int = 0,
-    guidance: float | None = None,
-    probe: AttributeProbe | None = None,
-    size: tuple[int | None, int | None, int | None] = (None, None, None),
-) -> dict:
-    """`evaluate` with the prompts first (the original argument order)."""
-    return evaluate(model, schedule, prompts, seed, guidance, probe, size)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

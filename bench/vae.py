@@ -2,10 +2,11 @@
 
     python -m bench.vae [--vae DIR ...] [--clips 64] [--repeats 20] [--threads 1]
 
-PSNR is measured as trainers.vae measures it at export (the same held-out seed, full-size clips, decoded
-output clamped to [−1, 1]); the decode time is the median over `repeats` decodes of one 17×128×128 clip's
-latent (16×5×16×16) after a warm-up, in this process, at `threads` CPU threads. Several `--vae` folders
-are measured one after the other in the same process, so their times compare. Prints one JSON object.
+PSNR is measured as trainers.vae measures it at export (engine.tiny_vae.measure_vae on the same held-out
+clips, full size, decoded output clamped to [−1, 1]); the decode time is the median over `repeats`
+decodes of one 17×128×128 clip's latent (16×5×16×16) after a warm-up, in this process, at `threads` CPU
+threads. Several `--vae` folders are measured one after the other in the same process, so their times
+compare. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import time
 import torch
 
 from bench.metric_check import load_vae
-from trainers.vae import EVAL_SEED, VAEConfig
-from trainers.vae import measure as trainer_measure
+from engine.tiny_vae import HELD_OUT_SEED, measure_vae
+from world import make_batch
 
 
 @torch.no_grad()
@@ -40,7 +41,9 @@ def measure(folder: str, clips: int, repeats: int) -> dict:
     vae = load_vae(folder)
     decoder = [m for name, m in vae.named_children() if not name.startswith("encoder")]
     return {
-        "psnr_db": round(trainer_measure(vae, VAEConfig(eval_clips=clips), seed=EVAL_SEED)["psnr_db"], 2),
+        "psnr_db": round(
+            measure_vae(vae, make_batch(HELD_OUT_SEED, clips, split="all").videos)["psnr_db"], 2
+        ),
         "clips": clips,
         "decode_ms": round(1000 * decode_seconds(vae, repeats), 1),
         "decoder_params": sum(p.numel() for m in decoder for p in m.parameters()),

@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,7 +49,6 @@ class WanModel:
     device: torch.device
     dtype: torch.dtype
     shift: float
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def transformer(self) -> WanTransformer3DModel:

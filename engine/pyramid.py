@@ -52,11 +52,6 @@ class Stage:
         """N of the jump *out of* this stage for the non-first frames: 8 spatio-temporal, 4 spatial."""
         return 8 if self.temporal_halved else 4
 
-    def describe(self) -> str:
-        c, t, h, w = self.latent_shape
-        f, ph, pw = self.pixel_shape
-        return f"stage {self.index}: latent {t}×{h}×{w}, pixels {f}×{ph}×{pw}, {self.tokens} tokens"
-
 
 @dataclass(frozen=True)
 class PyramidGeometry:

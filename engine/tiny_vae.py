@@ -129,3 +129,33 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
         z = self._encode(video)
         noisy = z + latent_noise * z.detach().std() * torch.randn_like(z) if latent_noise else z
         return self.decode(noisy).sample, z
+
+
+# --- Measuring a VAE (trainers.vae at export, bench.vae) -------------------------------------------------
+
+HELD_OUT_SEED = 10_000_019  # the procedural world's clips VAEs are measured on (training uses other seeds)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of videos in [−1, 1] (peak-to-peak 2); `a` is clamped to that range first."""
+    mse = F.mse_loss(a.clamp(-1, 1), b).item()
+    return float(10 * torch.log10(torch.tensor(4.0 / max(mse, 1e-12))))
+
+
+@torch.no_grad()
+def measure_vae(vae, videos: torch.Tensor, chunk: int = 8) -> dict:
+    """Reconstruction PSNR of videos (B, 3, F, H, W) in [−1, 1] through the posterior mean (the mean of
+    per-chunk PSNRs), and the per-channel statistics of those latents."""
+    vae.eval()
+    latents, scores = [], []
+    for video in videos.split(chunk):
+        z = vae.encode(video).latent_dist.mode()
+        latents.append(z)
+        scores.append(psnr(vae.decode(z).sample, video))
+    z = torch.cat(latents)
+    return {
+        "psnr_db": sum(scores) / len(scores),
+        "clips": len(videos),
+        "latents_mean": z.mean(dim=(0, 2, 3, 4)).tolist(),
+        "latents_std": z.std(dim=(0, 2, 3, 4)).tolist(),
+    }

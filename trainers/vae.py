@@ -23,9 +23,8 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from engine.tiny_vae import TinyWanVAE
+from engine.tiny_vae import HELD_OUT_SEED, TinyWanVAE, measure_vae, psnr
 from trainers.common import Run, TrainConfig, parse_config
 from world.dataset import make_batch
 
@@ -53,7 +52,7 @@ class VAEConfig(TrainConfig):
     num_threads: int = 1
 
 
-EVAL_SEED = 10_000_019  # held-out clips for the PSNR at export (training clips use other seeds)
+EVAL_SEED = HELD_OUT_SEED  # held-out clips for the PSNR at export (training clips use other seeds)
 
 
 def edge_weights(video: torch.Tensor, strength: float) -> torch.Tensor:
@@ -80,12 +79,6 @@ def random_crops(video: torch.Tensor, size: int, generator: torch.Generator) -> 
     )
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of videos in [−1, 1] (peak-to-peak 2)."""
-    mse = F.mse_loss(a.clamp(-1, 1), b).item()
-    return float(10 * torch.log10(torch.tensor(4.0 / max(mse, 1e-12))))
-
-
 def build_vae(cfg: VAEConfig) -> TinyWanVAE:
     """A fresh VAE of the config's sizes, or (init_from) one whose encoder and latent statistics come
     from an existing VAE and are frozen; its decoder is copied too when the sizes match."""
@@ -102,23 +95,11 @@ def build_vae(cfg: VAEConfig) -> TinyWanVAE:
     return vae
 
 
-@torch.no_grad()
 def measure(vae: TinyWanVAE, cfg: VAEConfig, seed: int, split: str = "all") -> dict:
-    """Held-out PSNR on full-size clips and per-channel latent statistics."""
-    vae.eval()
-    batch = make_batch(seed, cfg.eval_clips, cfg.frames, cfg.height, cfg.width, split=split)
-    latents, scores = [], []
-    for video in batch.videos.split(8):
-        z = vae.encode(video).latent_dist.mode()
-        latents.append(z)
-        scores.append(psnr(vae.decode(z).sample, video))
-    z = torch.cat(latents)
-    return {
-        "psnr_db": sum(scores) / len(scores),
-        "clips": cfg.eval_clips,
-        "latents_mean": z.mean(dim=(0, 2, 3, 4)).tolist(),
-        "latents_std": z.std(dim=(0, 2, 3, 4)).tolist(),
-    }
+    """Held-out PSNR on full-size clips and per-channel latent statistics (engine.tiny_vae.measure_vae)."""
+    return measure_vae(
+        vae, make_batch(seed, cfg.eval_clips, cfg.frames, cfg.height, cfg.width, split=split).videos
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
