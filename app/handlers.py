@@ -180,8 +180,7 @@ class Handlers:
 
     def check_schedule(self, schedule: str | None, model: str | None) -> str:
         """Inline check of a typed schedule (the Generate button refuses invalid ones with the same text)."""
-        from engine.pipeline import steps_label
-        from engine.schedule import parse_schedule
+        from engine.schedule import parse_schedule, steps_label
 
         try:
             stages = self.registry.card(self.registry.resolve(model)).num_stages

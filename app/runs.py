@@ -22,8 +22,8 @@ from engine.flops import TERA, schedule_flops
 from engine.flow import plain_counts
 from engine.limits import Budget
 from engine.models import load_model
-from engine.pipeline import Request, generate, make_request, stage_table, steps_label
-from engine.schedule import format_schedule
+from engine.pipeline import Request, generate, make_request, stage_table
+from engine.schedule import format_schedule, steps_label
 from engine.video import contact_sheet, save_png, to_uint8_frames, write_mp4
 
 PREVIEW_HEIGHT = 128  # every stage's frames are shown at this height: low stages look blocky, as they are

@@ -17,13 +17,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.flops import TERA, schedule_flops, size_from_name_or_folder
-from engine.limits import BUDGET_ENV, BUDGETS, MAX_TFLOPS_ENV, host_budget
-from engine.models import ModelLoadError, available_models, default_device, default_model_name, load_model
-from engine.pipeline import MAX_SEED, generate, make_request, steps_label
+from engine.limits import BUDGET_ENV, BUDGETS, MAX_SEED, MAX_TFLOPS_ENV, host_budget
 from engine.pyramid import stage_geometry
-from engine.schedule import format_schedule, parse_schedule
+from engine.schedule import format_schedule, parse_schedule, steps_label
 from engine.transitions import DEFAULT_WAVELET
-from engine.video import write_mp4
+from engine.zoo import ModelLoadError, available_models, default_model_name
 
 
 class UsageError(ValueError):
@@ -92,6 +90,11 @@ def check_out(out: str | None) -> Path | None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    # imported here: diffusers and transformers take seconds to import, and `flops` needs neither
+    from engine.models import default_device, load_model
+    from engine.pipeline import generate, make_request
+    from engine.video import write_mp4
+
     out = check_out(args.out)
     device = check_device(args.device)
     on_gpu = (device or str(default_device())).startswith("cuda")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from engine.flops import TERA, TransformerSize, schedule_flops
 from engine.pyramid import DEFAULT_NUM_STAGES, frame_multiple, spatial_multiple, stage_geometry
 
+MAX_SEED = 2**32 - 1  # seeds are whole numbers 0 … MAX_SEED
 BUDGET_ENV = "PYRAMIDALWAN_BUDGET"
 MAX_TFLOPS_ENV = "PYRAMIDALWAN_MAX_TFLOPS"
 

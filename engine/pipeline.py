@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from engine.flops import TERA, schedule_flops
-from engine.limits import Budget, finite_number, host_budget, shown, whole_number
+from engine.limits import MAX_SEED, Budget, finite_number, host_budget, shown, whole_number
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
@@ -26,7 +26,6 @@ from engine.video import to_uint8_frames
 
 MAX_PROMPT_WORDS = 200
 MAX_PROMPT_CHARS = 4000
-MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -89,11 +88,6 @@ class Finished(Event):
     """The sampler's "done" event with the pipeline's decoded result attached."""
 
     result: Result
-
-
-def steps_label(n: int) -> str:
-    """ "1 step", "20 steps"."""
-    return f"{n} step" if n == 1 else f"{n} steps"
 
 
 def random_seed() -> int:
@@ -228,5 +222,4 @@ __all__ = [
     "is_plain",
     "random_seed",
     "stage_table",
-    "steps_label",
 ]

@@ -64,6 +64,11 @@ def format_schedule(counts: Sequence[int]) -> str:
     return "-".join(str(c) for c in counts)
 
 
+def steps_label(n: int) -> str:
+    """ "1 step", "20 steps"."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def is_plain(counts: Sequence[int]) -> bool:
     """True when only the full-resolution stage has steps: the plain sampler ("0-0-50")."""
     return all(c == 0 for c in counts[:-1])

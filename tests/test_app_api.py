@@ -23,6 +23,8 @@ from engine.pipeline import make_request
 from engine.video import read_mp4
 from engine.zoo import default_model_name
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
+
 MISSING = "/nonexistent/Wan2.1-T2V-1.3B-Diffusers"
 
 

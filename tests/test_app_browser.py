@@ -10,6 +10,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from engine.zoo import default_model_name, read_card
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
+
 DEFAULT_MODEL = default_model_name()  # pyramidal-wan-tiny once the zoo is shipped, else random-tiny
 DEFAULT_SCHEDULE = read_card(DEFAULT_MODEL).schedule
 SCREENSHOT = REPO_ROOT / "outputs" / "app-screenshot.png"

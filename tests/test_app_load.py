@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app.load import BAD_INPUTS, main, percentile
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
 
 
 def test_percentile():

@@ -60,21 +60,23 @@ def test_stop_cancels_within_one_step_and_frees_the_model(handlers):
 
 def test_model_slot_serialises_one_model_and_can_be_abandoned():
     registry = ModelRegistry(per_model=1)
-    order, waited = [], threading.Event()
+    order, holding, release = [], threading.Event(), threading.Event()
 
     def first() -> None:
         with registry.slot("m", cancelled=lambda: False, waiting=lambda: None):
             order.append("first in")
-            time.sleep(0.5)
+            holding.set()
+            release.wait(60)
             order.append("first out")
 
     t = threading.Thread(target=first)
     t.start()
-    time.sleep(0.1)
-    with registry.slot("m", cancelled=lambda: False, waiting=waited.set):
+    assert holding.wait(60)
+    # the second request is told it waits (which lets the first one finish), then gets the slot
+    with registry.slot("m", cancelled=lambda: False, waiting=release.set):
         order.append("second in")
     t.join()
-    assert order == ["first in", "first out", "second in"] and waited.is_set()
+    assert order == ["first in", "first out", "second in"] and release.is_set()
 
     with registry.slot("m", cancelled=lambda: False, waiting=lambda: None):
         with pytest.raises(RunCancelled):  # a user who gives up while queued is not stuck

@@ -185,9 +185,13 @@ def test_every_cli_flag_has_help():
 
 
 def test_cli_refuses_bad_out_and_device_before_loading(tmp_path, capsys, monkeypatch):
-    import engine.__main__ as cli
 
-    monkeypatch.setattr(cli, "load_model", lambda *a, **k: pytest.fail("loaded a model for a bad value"))
+    import engine.models
+
+    # the CLI imports the loader when it needs it (so `flops` never imports diffusers): patch it at home
+    monkeypatch.setattr(
+        engine.models, "load_model", lambda *a, **k: pytest.fail("loaded a model for a bad value")
+    )
     argv = ["generate", "--model", "random-tiny", "--prompt", "a red circle"]
     for extra, message in [
         (["--out", str(tmp_path)], "must end in .mp4"),

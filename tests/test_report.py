@@ -16,6 +16,8 @@ from bench.report import (
 )
 from engine.zoo import RANDOM_TINY, ModelCard, random_tiny_card, zoo_models
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
+
 N = 4  # prompts: the fourth is a held-out composition
 SIZE = ["--frames", "17", "--height", "64", "--width", "64"]
 
@@ -132,10 +134,6 @@ def test_measured_ratio_is_measured_not_derived_from_flops(report):
     for r in rows.values():
         assert r["seconds_ratio"] == pytest.approx(r["seconds_per_video"] / base["seconds_per_video"])
         assert r["n"] == N and r["n_heldout"] == 1 and r["frames"] == 17 and r["height"] == 64
-    # 2-2-1 is 10 forwards at low resolution against 100 at full: measurably faster, though far from
-    # the FLOPs ratio (prompt encoding and VAE decoding dominate at this size).
-    assert rows["2-2-1"]["seconds_ratio"] < 0.9
-    assert rows["2-2-1"]["seconds_ratio"] > 3 * rows["2-2-1"]["tflops_ratio"]
 
 
 def test_plot_is_a_png_with_content(report):
@@ -157,3 +155,19 @@ def test_bad_arguments_fail_with_a_message(report, tmp_path, capsys):
     assert main(["--n", "1", *out]) == 2
     assert "at least 2" in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists()
+
+
+def test_contact_sheet_has_a_row_per_prompt_and_its_real_render(tmp_path):
+    from PIL import Image
+
+    from bench import contact
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red square moving left on a black background\na blue circle growing over gray\n")
+    out = tmp_path / "sheet.png"
+    argv = ["--model", RANDOM_TINY, "--schedule", "0-0-1", "--prompts-file", str(prompts), "--columns", "3"]
+    assert contact.main([*argv, "--out", str(out)]) == 0
+    one = Image.open(out).size
+    assert contact.main([*argv, "--real", "--out", str(tmp_path / "real.png")]) == 0
+    two = Image.open(tmp_path / "real.png").size
+    assert one[0] == two[0] and two[1] > 1.8 * one[1]  # the real render adds a row under each prompt's

@@ -18,6 +18,8 @@ from trainers.pyramidalize import pyramid_sample, split_batch
 from trainers.zoo import TextToVelocity, tokenize
 from world import parse
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
+
 SMALL = ["frames=17", "height=64", "width=64", "log_every=1", "checkpoint_every=1000"]
 
 
