@@ -1,5 +1,7 @@
 """The shipped zoo: within its size budget, shared parts not copied, every variant loads and generates."""
 
+import pytest
+
 from engine.models import load_model
 from engine.pipeline import make_request, run
 from engine.zoo import ZOO_DIR, default_model_name, read_card, zoo_models
@@ -43,6 +45,7 @@ def test_default_model_is_the_pyramidal_one_when_shipped():
     assert default_model_name() == expected
 
 
+@pytest.mark.slow
 def test_distilled_generators_are_shipped_and_run_few_step_from_the_cli(tmp_path):
     import json
     import subprocess
