@@ -37,10 +37,11 @@ from bench.toybench import (
     reference_clips,
     score,
 )
+from engine.flow import PLAIN_BASELINE
 from engine.schedule import format_schedule, parse_schedule
 from engine.zoo import RANDOM_TINY, REPO_ROOT, ModelCard, ModelLoadError, zoo_models
 
-BASELINE = "0-0-50"  # the plain sampler at full length: what the measured ratios are relative to
+BASELINE = PLAIN_BASELINE  # the plain sampler at full length: what the measured ratios are relative to
 BENCH_DIR = Path(__file__).resolve().parent
 ADHERENCE_COLUMNS = ("shape", "color", "background", "motion", "all")
 
@@ -83,9 +84,9 @@ def report_models(names: Sequence[str] | None = None) -> list[str]:
     return zoo_models() or [RANDOM_TINY]
 
 
-def warm_up_schedule(schedule: str) -> str:
+def warm_up_schedule(schedule: str, num_stages: int = 3) -> str:
     """One step at every active stage: visits every shape and code path of `schedule` cheaply."""
-    return format_schedule([min(c, 1) for c in parse_schedule(schedule, len(schedule.split("-")))])
+    return format_schedule([min(c, 1) for c in parse_schedule(schedule, num_stages)])
 
 
 # -------------------------------------------------------------------------------------- measuring
@@ -114,7 +115,7 @@ def measure_model(
         )
     log(f"{model.name}: schedules {', '.join(schedules)}; warming up")
     for s in schedules:
-        generate_one(model, prompts[0], warm_up_schedule(s), seed, size=size)
+        generate_one(model, prompts[0], warm_up_schedule(s, card.num_stages), seed, size=size)
     generations: dict[str, Generation] = {}
     for i, prompt in enumerate(prompts):
         # Rotate the order so no schedule always runs first (or right after a particular other one).
@@ -130,7 +131,7 @@ def measure_model(
     rows = []
     for s in schedules:
         row = score(generations[s], prompts, seed, probe, reference)
-        row.update(step_rule=card.step_rule, pyramidal=card.pyramidal)
+        row.update(step_rule=card.step_rule, pyramidal=card.pyramidal, num_stages=card.num_stages)
         rows.append(row)
     return rows
 
@@ -322,7 +323,7 @@ def write_plot(rows: Sequence[dict], path: Path, title: str = "") -> None:
             mine = sorted((r for r in rows if r["model"] == m), key=lambda r: r[key])
             for j, r in enumerate(mine):
                 x, y = r[key], 100 * r["adherence"]["all"]
-                plain = is_plain(parse_schedule(r["schedule"], len(r["schedule"].split("-"))))
+                plain = is_plain(parse_schedule(r["schedule"], r["num_stages"]))
                 ax.plot([x], [y], "o" if plain else "^", color=colors[m], ms=7, alpha=0.85)
                 # Alternate the labels above and below so neighbours on one model's row stay readable.
                 ax.annotate(

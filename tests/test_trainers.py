@@ -193,6 +193,39 @@ def test_learning_curve_is_written_at_every_eval_step_resumes_and_plots(zoo, tmp
         curves.main([str(tmp_path / "nothing-here")])
 
 
+def test_init_from_starts_at_the_given_weights(zoo, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+
+    def export(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        base.main(
+            [
+                f"out_dir={tmp_path}/runs/{name}",
+                f"zoo_dir={tmp_path}/zoo",
+                f"cache={zoo}/cache.pt",
+                f"variant={name}",
+                "cache_clips=8",
+                "batch_size=2",
+                "max_steps=1",
+                "lr=0",  # no update: the export is the initial weights exactly
+                "seed=1",
+                *extra,
+                *SMALL,
+            ]
+        )
+        return load_file(tmp_path / "zoo" / name / "transformer/diffusion_pytorch_model.safetensors")
+
+    given = load_file(zoo / "zoo/wan-tiny/transformer/diffusion_pytorch_model.safetensors")
+    started = export("init", f"init_from={zoo}/zoo/wan-tiny")
+    fresh = export("fresh")
+    assert given.keys() == started.keys() == fresh.keys()
+    assert all(torch.equal(given[k], started[k]) for k in given)
+    assert not all(torch.equal(given[k], fresh[k]) for k in given)  # a fresh start (seed 1) differs
+
+
 def test_single_object_pool_draws_only_one_object_clips(zoo):
     from trainers.data import LatentCache
 

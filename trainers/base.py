@@ -11,14 +11,15 @@ Exports assets/zoo/wan-tiny/ and the shared text encoder + tokenizer.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
 import torch
 
 from engine.flops import TERA, TransformerSize, forward_flops
-from engine.flow import PLAIN_BASELINE, logit_normal
-from engine.models import ZOO_DIR
+from engine.flow import PLAIN_BASELINE, logit_normal, noisy, velocity_target
+from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
@@ -55,11 +56,10 @@ class BaseConfig(TrainConfig):
     caption_dropout: float = 0.1
     num_threads: int = 1
     object_weight: float = 0.0  # > 0: latent pixels of objects weigh 1 + object_weight in the loss
-    sigma_shift: float = (
-        1.0  # training σ = shift_sigma(logit-normal, sigma_shift); > 1 trains high noise more
-    )
+    sigma_shift: float = 1.0  # training σ: logit-normal with this timestep shift; > 1: more high noise
     single_object_steps: int = 0  # the first this many steps draw only one-object clips
-    num_layers: int = 4  # transformer size (trainers.zoo.TINY_TRANSFORMER's defaults)
+    init_from: str = ""  # start from a model's weights (zoo name or folder): transformer + text encoder
+    num_layers: int = 4  # transformer size (trainers.zoo.TINY_TRANSFORMER's defaults; ignored with init_from)
     num_heads: int = 4  # attention heads of 32 channels each: width = 32 · num_heads
     ffn_dim: int = 512
 
@@ -86,10 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     data.caption_dropout, data.seed = cfg.caption_dropout, cfg.seed
     tokenizer = tiny_tokenizer()
-    transformer = tiny_transformer(
-        num_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim
-    )
-    model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
+    if cfg.init_from:  # a fresh optimizer on exported weights (a run's own state/ resumes everything)
+        start = load_model(cfg.init_from, device="cpu", dtype="float32")
+        model = TextToVelocity(copy.deepcopy(start.transformer), copy.deepcopy(start.pipe.text_encoder))
+        model.train().requires_grad_(True)
+    else:
+        transformer = tiny_transformer(
+            num_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim
+        )
+        model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
     run = Run(cfg, model)
     tokens = stage_geometry(cfg.frames, cfg.height, cfg.width).full.tokens
     size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
@@ -112,11 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         x0 = latents[-1].to(run.device)
         eps = torch.randn_like(x0)
         sigma = logit_normal(x0.shape[0], shift=cfg.sigma_shift).to(run.device)
-        s = sigma.view(-1, 1, 1, 1, 1)
-        x = (1 - s) * x0 + s * eps
+        x = noisy(x0, eps, sigma.view(-1, 1, 1, 1, 1))
         ids, mask = tokenize(tokenizer, captions, run.device)
         v = run.model(x, sigma, ids, mask)
-        err = (v.float() - (eps - x0).float()).pow(2)
+        err = (v.float() - velocity_target(x0, eps).float()).pow(2)
         if cfg.object_weight:
             w = 1.0 + cfg.object_weight * object_mask(x0.float())
             loss = (w * err).mean() / w.mean()
