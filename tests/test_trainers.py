@@ -184,6 +184,8 @@ def test_learning_curve_is_written_at_every_eval_step_resumes_and_plots(zoo, tmp
         for key in ("shape", "color", "background", "motion", "all", "present_all_frames", "size_stable"):
             assert 0.0 <= float(r[key]) <= 1.0, (key, r[key])
         assert float(r["fd"]) > 0 and float(r["within_chunk_ratio"]) > 0
+    sheets = sorted(p.name for p in (tmp_path / "runs/curve/samples").glob("*.png"))
+    assert sheets == ["step-000002.png", "step-000003.png", "step-000004.png"]
     config = json.loads((tmp_path / "zoo/curve/transformer/config.json").read_text())
     assert config["num_layers"] == 2
     out = tmp_path / "curves.png"

@@ -5,12 +5,15 @@ Recipes are compared by what the model draws, not by the loss: `toybench_evaluat
 modules in an engine `WanModel` (no export, no reload), generates ToyBench's default prompt set
 (`eval_n` prompts drawn with `eval_seed`, prompt i with seed eval_seed + i) at `eval_schedule`, and scores
 it against real renders of the same captions, which are rendered once per run. The row it returns goes to
-`out_dir/curves.csv`; `python -m bench.curves RUN_DIR ...` plots several runs on one figure.
+`out_dir/curves.csv`; `python -m bench.curves RUN_DIR ...` plots several runs on one figure. A contact sheet
+of the first SHEET_VIDEOS videos is written to `out_dir/samples/step-NNNNNN.png`, to look at beside the
+numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
@@ -20,8 +23,10 @@ from bench.toybench import default_prompts, generate_videos, reference_clips, sc
 from engine.models import ModelCard, WanModel
 from trainers.common import TrainConfig
 from world import parse
+from world.preview import contact_sheet
 
 CURVE_MEASURES = ("shape", "color", "background", "motion", "speed", "all")
+SHEET_VIDEOS = 6
 
 
 def curve_row(result: dict) -> dict[str, float]:
@@ -41,6 +46,13 @@ def curve_row(result: dict) -> dict[str, float]:
         "coherence": coherence["score"],
         "seconds_per_video": result["seconds_per_video"],
     }
+
+
+def write_sheet(videos: list[torch.Tensor], prompts: list[str], path: Path) -> None:
+    """Contact sheet of (3, F, H, W) videos in [−1, 1], one row per video with its prompt."""
+    frames = [((v.permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy() for v in videos]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(frames, prompts[: len(frames)]).save(path)
 
 
 def toybench_evaluator(
@@ -81,6 +93,9 @@ def toybench_evaluator(
     def evaluate(step: int) -> dict[str, float]:
         generation = generate_videos(model, prompts, cfg.eval_schedule, cfg.eval_seed)
         row = curve_row(score(generation, prompts, cfg.eval_seed, probe, reference))
+        write_sheet(
+            generation.videos[:SHEET_VIDEOS], prompts, Path(cfg.out_dir) / f"samples/step-{step:06d}.png"
+        )
         return {"train_tflops": train_tflops(step), **row}
 
     return evaluate
