@@ -195,6 +195,29 @@ def test_learning_curve_is_written_at_every_eval_step_resumes_and_plots(zoo, tmp
         curves.main([str(tmp_path / "nothing-here")])
 
 
+def test_pyramidal_finetune_writes_a_learning_curve_at_a_pyramidal_schedule(zoo, tmp_path):
+    import csv
+
+    pyramidalize.main(
+        [
+            f"out_dir={tmp_path}/runs/pyr-curve",
+            f"zoo_dir={zoo}/zoo",
+            f"cache={zoo}/cache.pt",
+            "variant=",
+            "cache_clips=8",
+            "max_steps=1",
+            "batch_size=4",
+            "eval_every=1",
+            "eval_n=2",
+            "eval_schedule=1-1-1",
+            *SMALL,
+        ]
+    )
+    rows = list(csv.DictReader((tmp_path / "runs/pyr-curve/curves.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1] and float(rows[0]["train_tflops"]) > 0
+    assert 0.0 <= float(rows[0]["shape"]) <= 1.0 and float(rows[0]["fd"]) > 0
+
+
 def test_init_from_starts_at_the_given_weights(zoo, tmp_path):
     import shutil
 

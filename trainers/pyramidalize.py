@@ -29,6 +29,7 @@ from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
 from engine.zoo import ModelRegistry
 from trainers.common import Run, TrainConfig, parse_config
+from trainers.curves import toybench_evaluator
 from trainers.data import FolderClips, cached
 from trainers.zoo import export_variant, tiny_card, tokenize, velocity
 
@@ -55,6 +56,7 @@ class PyramidalizeConfig(TrainConfig):
     max_steps: int = 1200
     warmup_steps: int = 50
     num_threads: int = 1
+    eval_schedule: str = "10-10-5"  # learning curve (eval_every > 0): pyramidal sampling, half length
 
 
 def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
@@ -147,7 +149,28 @@ def main(argv: list[str] | None = None) -> None:
         metrics["train_tflops"] = step_tflops * (step + 1)
         return sum(losses) / cfg.batch_size, metrics
 
-    run.train(loss_fn)
+    card = tiny_card(
+        description=f"{cfg.variant}: {cfg.base_model} finetuned into a 3-stage pyramid "
+        f"({cfg.definition} low-resolution targets)",
+        pyramidal=True,
+        schedule="20-20-10",
+        boundaries=geometry.boundaries,
+        frames=cfg.frames,
+        height=cfg.height,
+        width=cfg.width,
+    )
+    evaluate = None
+    if cfg.eval_every:
+        evaluate = toybench_evaluator(
+            cfg,
+            run.accelerator.unwrap_model(run.model),
+            text_encoder,
+            tokenizer,
+            base.vae,
+            card,
+            lambda step: step_tflops * step,
+        )
+    run.train(loss_fn, evaluate)
     if not run.accelerator.is_main_process:
         return
     with run.ema_weights() as ema:
@@ -156,13 +179,6 @@ def main(argv: list[str] | None = None) -> None:
             ema.save_pretrained(Path(cfg.export_dir) / "transformer")
             print(f"saved {cfg.export_dir}/transformer")
         if cfg.variant:
-            card = tiny_card(
-                description=f"{cfg.variant}: {cfg.base_model} finetuned into a 3-stage pyramid "
-                f"({cfg.definition} low-resolution targets)",
-                pyramidal=True,
-                schedule="20-20-10",
-                boundaries=geometry.boundaries,
-            )
             print(f"exported {export_variant(cfg.variant, ema, card, Path(cfg.zoo_dir))}")
 
 
