@@ -125,7 +125,8 @@ class Run:
             self.accelerator.load_state(str(self.state_dir))
             self.step = json.loads((self.state_dir / "step.json").read_text())["step"]
             self.accelerator.print(f"resumed {self.out} at step {self.step}")
-        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        if self.accelerator.is_main_process:
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
     @property
     def device(self) -> torch.device:
@@ -156,7 +157,8 @@ class Run:
         cfg = self.cfg
         start = time.time()
         curve = (lambda: self.evaluate_point(evaluate, start)) if evaluate and cfg.eval_every else None
-        log_path = self.out / "log.csv"
+        # one log for the run: the main process writes it (with several processes, the loss is their mean)
+        log_path = self.out / "log.csv" if self.accelerator.is_main_process else Path(os.devnull)
         new_log = not log_path.exists()
         log_file = open(log_path, "a", newline="")  # noqa: SIM115 - closed in finally
         writer = None
@@ -186,7 +188,7 @@ class Run:
                 self.ema.step(self.params)
                 self.step += 1
                 bar.update(1)
-                metrics = {"loss": float(loss.detach()), **metrics}
+                metrics = {"loss": float(self.accelerator.reduce(loss.detach(), "mean")), **metrics}
                 for k, v in metrics.items():
                     running[k] = running.get(k, 0.0) + float(v)
                 count += 1

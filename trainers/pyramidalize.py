@@ -3,6 +3,7 @@
     python -m trainers.pyramidalize --max-minutes 20                          # wan-tiny → pyramidal-wan-tiny
     python -m trainers.pyramidalize definition=latent variant=pyramidal-wan-tiny-latent
     accelerate launch -m trainers.pyramidalize --config trainers/configs/wan2.1-1.3b.yaml   # real size
+    python -m trainers.pyramidalize ... shards_dir=shards   # clips encoded once by trainers.prepare
 
 For a sample at stage k with clean endpoint Y_k, the upsampled lower clean R↑(Y_{k−1}) and one noise
 draw ε shared by both ends:
@@ -31,6 +32,7 @@ from engine.zoo import ModelRegistry
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import FolderClips, cached
+from trainers.prepare import ShardClips
 from trainers.zoo import export_variant, tiny_card, tokenize, velocity
 
 
@@ -43,6 +45,7 @@ class PyramidalizeConfig(TrainConfig):
     export_dir: str = ""  # real size: where to save the finetuned transformer instead
     definition: str = "pixel"  # low-resolution clean signal: "pixel" (default) or "latent"
     data_dir: str = ""  # real size: folder of name.mp4 + name.txt; empty: the procedural latent cache
+    shards_dir: str = ""  # real size: `python -m trainers.prepare` output (no VAE/text encoder per step)
     cache: str = "runs/cache/train-17x128x128.pt"
     cache_clips: int = 12000
     frames: int = 17
@@ -72,6 +75,13 @@ def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
     return sizes
 
 
+def data_step(step: int, rank: int, num_processes: int) -> int:
+    """Which of the data source's (seed, step) batches a rank draws at a training step: with several
+    processes each rank draws a different one (one process: the step itself), so an optimizer step
+    averages num_processes × batch_size distinct draws."""
+    return step * num_processes + rank
+
+
 def pyramid_sample(
     y: list[torch.Tensor], k: int, geometry, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,14 +92,17 @@ def pyramid_sample(
     return pyramid_point(y, k, geometry, eps, rho)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> Run:
     cfg = parse_config(PyramidalizeConfig, argv, __doc__.splitlines()[0])
     base_model = ModelRegistry(cfg.zoo_dir).locate(cfg.base_model)
     base = load_model(base_model, device="cpu", dtype="float32")
     geometry = stage_geometry(
         cfg.frames, cfg.height, cfg.width, cfg.num_stages, base.latent_channels, base.card.boundaries
     )
-    if cfg.data_dir:
+    if cfg.shards_dir:
+        data = ShardClips(cfg.shards_dir, seed=cfg.seed)
+        data.check(cfg.frames, cfg.height, cfg.width, cfg.num_stages, cfg.definition)
+    elif cfg.data_dir:
         data = FolderClips(
             cfg.data_dir,
             base.vae,
@@ -118,18 +131,23 @@ def main(argv: list[str] | None = None) -> None:
     student = copy.deepcopy(teacher).requires_grad_(True).train()
     run = Run(cfg, student)
     teacher.to(run.device)
-    text_encoder.to(run.device)
+    if not cfg.shards_dir:
+        text_encoder.to(run.device)
     sizes = split_batch(cfg.batch_size, tuple(cfg.stage_ratio))
     size = TransformerSize.from_config(dict(teacher.config), text_len=base.card.max_sequence_length)
     step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / TERA
     step_tflops *= 3 + (1 if cfg.distill_weight else 0)  # forward + backward, plus the teacher's forward
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    acc = run.accelerator
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 1_000_003 * acc.process_index)
 
     def loss_fn(step: int):
-        latents, captions = data.sample(step, cfg.batch_size)
-        ids, mask = tokenize(tokenizer, captions, run.device)
-        with torch.no_grad():
-            text = masked_text(text_encoder(ids, mask).last_hidden_state, mask)
+        latents, texts = data.sample(data_step(step, acc.process_index, acc.num_processes), cfg.batch_size)
+        if cfg.shards_dir:  # prepared: the caption states are read, not encoded
+            text = texts.to(run.device)
+        else:
+            ids, mask = tokenize(tokenizer, texts, run.device)
+            with torch.no_grad():
+                text = masked_text(text_encoder(ids, mask).last_hidden_state, mask)
         losses, metrics, start = [], {}, 0
         for k, n in enumerate(sizes):
             rows = slice(start, start + n)
@@ -146,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
                 metrics[f"distill{k}"] = float(dist.detach())
                 loss_k = loss_k + cfg.distill_weight * dist
             losses.append(n * loss_k)
-        metrics["train_tflops"] = step_tflops * (step + 1)
+        # clips in this optimizer step over all processes (each rank draws its own batch_size)
+        metrics["clips"] = float(acc.gather(torch.tensor([len(texts)], device=run.device)).sum())
+        metrics["train_tflops"] = step_tflops * (step + 1) * acc.num_processes
         return sum(losses) / cfg.batch_size, metrics
 
     card = tiny_card(
@@ -172,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     run.train(loss_fn, evaluate)
     if not run.accelerator.is_main_process:
-        return
+        return run
     with run.ema_weights() as ema:
         if cfg.export_dir:
             Path(cfg.export_dir).mkdir(parents=True, exist_ok=True)
@@ -180,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"saved {cfg.export_dir}/transformer")
         if cfg.variant:
             print(f"exported {export_variant(cfg.variant, ema, card, Path(cfg.zoo_dir))}")
+    return run
 
 
 if __name__ == "__main__":
