@@ -34,7 +34,8 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
 from engine.flops import TERA, TransformerSize, schedule_flops
-from engine.models import WanModel
+from engine.memory import OFFLOAD_MODES, MemoryMode
+from engine.models import WanModel, apply_memory_mode
 from engine.pyramid import stage_geometry
 from engine.sampling import cfg_denoiser, sample
 from engine.schedule import parse_schedule, schedule_sigmas
@@ -98,19 +99,6 @@ def build(shrink: bool, device: torch.device, dtype: torch.dtype) -> WanModel:
     )
 
 
-def apply_offload(model: WanModel, offload: str, device: torch.device) -> None:
-    """`model`: accelerate's whole-module CPU offload hooks (each module moves to the device for its
-    forward and back after the next one runs); `none`: everything stays on the device."""
-    if offload == "none":
-        return
-    from accelerate import cpu_offload_with_hook
-
-    hook = None
-    for module in (model.transformer, model.vae):
-        module.to("cpu")
-        _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -128,7 +116,8 @@ def measure(args: argparse.Namespace) -> dict:
         else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     )
     model = build(args.shrink, device, dtype)
-    apply_offload(model, args.offload, device)
+    model.memory = MemoryMode(offload=args.offload, vae_tiling=args.vae_tiling)
+    apply_memory_mode(model.pipe, device, model.memory)  # the engine's offload hooks and VAE tiling
     if args.compile:
         model.transformer.compile_repeated_blocks(fullgraph=True)  # regional: one block, compiled per shape
     size = TransformerSize.from_config(dict(model.transformer.config), text_len=TEXT_LEN)
@@ -210,6 +199,7 @@ def measure(args: argparse.Namespace) -> dict:
         "width": args.width,
         "compile": args.compile,
         "offload": args.offload,
+        "vae_tiling": args.vae_tiling,
         "guidance_batch": "conditional + unconditional in one batch of 2",
         "stages": stages,
         "schedules": schedules,
@@ -272,8 +262,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=832)
     p.add_argument("--compile", action="store_true", help="regional torch.compile of the repeated block")
     p.add_argument(
-        "--offload", default="none", choices=["none", "model"], help="accelerate CPU offload hooks"
+        "--offload", default="none", choices=list(OFFLOAD_MODES), help="the engine's accelerate offload hooks"
     )
+    p.add_argument("--vae-tiling", action="store_true", help="decode in tiles (diffusers VAE tiling)")
     p.add_argument("--warmup", type=int, default=1, help="untimed forwards per stage first")
     p.add_argument("--repeats", type=int, default=3, help="timed forwards per stage (median reported)")
     p.add_argument(

@@ -91,6 +91,7 @@ def check_out(out: str | None) -> Path | None:
 
 def _generate(args: argparse.Namespace) -> int:
     # imported here: diffusers and transformers take seconds to import, and `flops` needs neither
+    from engine.memory import MemoryMode
     from engine.models import default_device, load_model
     from engine.pipeline import generate, make_request
     from engine.video import write_mp4
@@ -99,7 +100,8 @@ def _generate(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     on_gpu = (device or str(default_device())).startswith("cuda")
     budget = host_budget(args.budget, args.max_tflops, on_gpu=on_gpu)
-    model = load_model(args.model, device=device)
+    memory = MemoryMode(args.offload, args.text_encoder_cpu, args.vae_tiling, args.vae_slicing)
+    model = load_model(args.model, device=device, memory=memory, compile=args.compile)
     request = make_request(
         model,
         args.prompt,
@@ -115,6 +117,16 @@ def _generate(args: argparse.Namespace) -> int:
         shift=args.shift,
         budget=budget,
     )
+    estimate = model.estimate_peak(request)
+    if not args.json:
+        print(
+            f"estimated peak {model.device.type} memory: {estimate.peak_gb:.3g} GB (text "
+            f"{estimate.text_gb:.3g}, sampling {estimate.transformer_gb:.3g}, "
+            f"decoding {estimate.decode_gb:.3g}; "
+            f"offload {memory.offload}{', text encoder on CPU' if memory.text_encoder_cpu else ''}"
+            f"{', tiled VAE' if memory.vae_tiling else ''})",
+            flush=True,
+        )
     bar = tqdm(
         total=sum(request.counts),
         desc=f"{request.schedule} seed {request.seed}",
@@ -131,7 +143,13 @@ def _generate(args: argparse.Namespace) -> int:
     bar.close()
     out = out or Path(f"outputs/{request.schedule}-seed{request.seed}.mp4")
     write_mp4(result.frames, out, fps=model.card.fps)
-    summary = {**result.summary(), "model": model.name, "out": str(out)}
+    summary = {
+        **result.summary(),
+        "model": model.name,
+        "out": str(out),
+        "memory_estimate_gb": estimate.as_dict(),
+        "offload": memory.offload,
+    }
     if args.json:
         print(json.dumps(summary))
     else:
@@ -244,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out", default=None, help="the .mp4 to write; default outputs/<schedule>-seed<seed>.mp4")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    g.add_argument(
+        "--offload",
+        choices=["none", "model", "sequential"],
+        default="none",
+        help="accelerate CPU offload hooks: model (one component on the device at a time) or sequential "
+        "(one layer at a time; least memory, slowest)",
+    )
+    g.add_argument("--text-encoder-cpu", action="store_true", help="run the text encoder on the CPU")
+    g.add_argument("--vae-tiling", action="store_true", help="decode in spatial tiles (diffusers VAE tiling)")
+    g.add_argument("--vae-slicing", action="store_true", help="decode one video of a batch at a time")
+    g.add_argument(
+        "--compile", action="store_true", help="torch.compile the transformer's repeated block (regional)"
+    )
     g.set_defaults(func=_generate)
 
     f = sub.add_parser(

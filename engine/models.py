@@ -21,6 +21,7 @@ from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 
 from engine.flops import TransformerSize
 from engine.flow import denormalise_latents, normalise_latents
+from engine.memory import MemoryMode, PeakEstimate, estimate_peak
 from engine.text import build_word_tokenizer, unknown_words
 from engine.zoo import (  # noqa: F401 - re-exported: engine.models is the loading API
     CARD_FILE,
@@ -49,6 +50,8 @@ class WanModel:
     device: torch.device
     dtype: torch.dtype
     shift: float
+    memory: MemoryMode = MemoryMode()
+    compiled: bool = False
 
     @property
     def transformer(self) -> WanTransformer3DModel:
@@ -85,10 +88,35 @@ class WanModel:
             negative_prompt=negative,
             do_classifier_free_guidance=negative is not None,
             max_sequence_length=self.card.max_sequence_length,
-            device=self.device,
+            device=torch.device("cpu") if self.memory.text_encoder_cpu else self.device,
             dtype=self.dtype,
         )
+        if self.memory.text_encoder_cpu:  # the states, not the encoder, go to the device
+            cond = cond.to(self.device)
+            uncond = uncond.to(self.device) if uncond is not None else None
         return cond, uncond
+
+    def estimate_peak(self, request) -> PeakEstimate:
+        """Estimated peak device memory of a request (engine/memory.py) in this model's memory mode."""
+        parts = {"text_encoder": self.pipe.text_encoder, "transformer": self.transformer, "vae": self.vae}
+        weights = {n: float(_module_bytes(m)) for n, m in parts.items()}
+        leaves = {
+            n: float(max(_module_bytes(c, recurse=False) for c in m.modules())) for n, m in parts.items()
+        }
+        size = self.size
+        return estimate_peak(
+            weights,
+            leaves,
+            self.memory,
+            batch=2 if request.guidance != 1.0 else 1,
+            tokens=request.geometry.full.tokens,
+            dim=size.dim,
+            ffn_dim=size.ffn_dim,
+            dtype_bytes=torch.finfo(self.dtype).bits // 8,
+            height=request.geometry.height,
+            width=request.geometry.width,
+            vae_base_dim=int(getattr(self.vae.config, "base_dim", 96)),
+        )
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -97,14 +125,14 @@ class WanModel:
         Works at every stage's resolution: the VAE is convolutional, so a stage's x0 estimate decodes to
         a video of that stage's own pixel size.
         """
-        latents = latents.to(self.vae.device, torch.float32)
+        latents = latents.to(self.device, torch.float32)  # offload hooks move the VAE, not its input
         video = self.vae.decode(denormalise_latents(latents, self.vae.config), return_dict=False)[0]
         return video.clamp(-1, 1)
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Video (B, 3, F, H, W) in [−1, 1] → normalised latents (posterior mean)."""
-        video = video.to(self.vae.device, torch.float32)
+        video = video.to(self.device, torch.float32)
         latents = self.vae.encode(video).latent_dist.mode()
         return normalise_latents(latents, self.vae.config)
 
@@ -119,17 +147,55 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 
 def load_model(
-    name_or_path: str | None = None, device: str | None = None, dtype: str | None = None
+    name_or_path: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    memory: MemoryMode | None = None,
+    compile: bool = False,
 ) -> WanModel:
-    """Load (once, cached by name, device and dtype) a zoo name, random-tiny, a folder or a hub id."""
+    """Load (once, cached by name, device, dtype, memory mode and compile) a zoo name, random-tiny, a
+    folder or a hub id. `memory`: offload hooks, text encoder on the CPU, VAE tiling/slicing
+    (engine/memory.py); `compile`: regional torch.compile of the transformer's repeated block."""
     name_or_path = name_or_path or default_model_name()
     dev = torch.device(device) if device else default_device()
     dt = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(dev))
-    return _load_cached(resolve(name_or_path), str(dev), dt)
+    return _load_cached(resolve(name_or_path), str(dev), dt, memory or MemoryMode(), compile)
+
+
+def _module_bytes(module: torch.nn.Module, recurse: bool = True) -> int:
+    tensors = [*module.parameters(recurse=recurse), *module.buffers(recurse=recurse)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode) -> None:
+    """Install `mode` on a loaded pipeline whose components sit on `device` (engine/memory.py)."""
+    if mode.vae_tiling:
+        pipe.vae.enable_tiling()
+    if mode.vae_slicing:
+        pipe.vae.enable_slicing()
+    if mode.text_encoder_cpu and pipe.text_encoder is not None:
+        pipe.text_encoder.to("cpu")
+    if mode.offload == "none":
+        return
+    from accelerate import cpu_offload, cpu_offload_with_hook
+
+    chain = (
+        [pipe.transformer, pipe.vae]
+        if mode.text_encoder_cpu
+        else [pipe.text_encoder, pipe.transformer, pipe.vae]
+    )
+    chain = [m for m in chain if m is not None]  # a pipeline without a text encoder (bench.realsize)
+    hook = None
+    for module in chain:
+        module.to("cpu")
+        if mode.offload == "model":  # as DiffusionPipeline.enable_model_cpu_offload chains them
+            _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+        else:
+            cpu_offload(module, device)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(key: str, device: str, dtype: torch.dtype) -> WanModel:
+def _load_cached(key: str, device: str, dtype: torch.dtype, memory: MemoryMode, compile: bool) -> WanModel:
     dev = torch.device(device)
     if key == RANDOM_TINY:
         pipe, card = build_random_tiny()
@@ -141,8 +207,13 @@ def _load_cached(key: str, device: str, dtype: torch.dtype) -> WanModel:
         module.to(dev).eval()  # folders load in their dtype (torch_dtype); the Wan VAE stays float32
         if next(module.parameters()).dtype != want:
             module.to(want)
+    apply_memory_mode(pipe, dev, memory)
+    if compile:  # regional: one compiled block reused by all layers; static shapes, once per stage size
+        pipe.transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
     shift = card.shift if card.shift is not None else _scheduler_shift(pipe.scheduler)
-    return WanModel(name=name, pipe=pipe, card=card, device=dev, dtype=dtype, shift=shift)
+    return WanModel(
+        name=name, pipe=pipe, card=card, device=dev, dtype=dtype, shift=shift, memory=memory, compiled=compile
+    )
 
 
 def _scheduler_shift(scheduler) -> float:

@@ -65,17 +65,19 @@ def cfg_denoiser(
     use_cfg = uncond is not None and guidance != 1.0
     context = cond if not use_cfg else torch.cat([cond, uncond])
     param = next(transformer.parameters())
+    # sequential offload leaves the weights on the meta device: its hooks move CPU inputs where they run
+    device = param.device if param.device.type != "meta" else torch.device("cpu")
     # only a transformer with diffusers cache hooks enabled needs a context (entering one costs ~0.1 ms)
     cache_context = transformer.cache_context if getattr(transformer, "is_cache_enabled", False) else None
 
     def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
         b = x.shape[0]
         inp = torch.cat([x, x]) if use_cfg else x
-        t = torch.full((inp.shape[0],), timestep(sigma), device=param.device, dtype=torch.float32)
+        t = torch.full((inp.shape[0],), timestep(sigma), device=device, dtype=torch.float32)
         ctx = cache_context(f"stage{stage}") if cache_context is not None else nullcontext()
         with torch.no_grad(), ctx:
             v = transformer(
-                hidden_states=inp.to(param.device, param.dtype),
+                hidden_states=inp.to(device, param.dtype),
                 timestep=t,
                 encoder_hidden_states=context,
                 return_dict=False,

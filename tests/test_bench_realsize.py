@@ -50,7 +50,8 @@ def test_ratios_match_the_flops_model_and_the_measured_forwards(capsys):
 
 
 def test_table_marks_composed_numbers_and_shows_the_paper(capsys):
-    realsize.main(ARGS)
+    result = realsize.main([*ARGS, "--offload", "model", "--vae-tiling"])  # the engine's memory modes
+    assert (result["offload"], result["vae_tiling"]) == ("model", True)
     out = capsys.readouterr().out
     assert "| 0-0-50 |" in out and "*" in out.split("| 0-0-50 |")[1].splitlines()[0]
     assert "631.8" in out and "composed from the measured per-stage forward times" in out
