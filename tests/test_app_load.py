@@ -1,4 +1,4 @@
-"""The load probe (`python -m app.load`), small: a launched app, 3 clients × 6 requests covering every kind
+"""The load probe (`python -m bench.load`), small: a launched app, 3 clients × 6 requests covering every kind
 of request (generate, compare, cancel, bad input)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.load import BAD_INPUTS, main, percentile
+from bench.load import BAD_INPUTS, main, percentile
 
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips these for a quick loop
 

@@ -520,6 +520,7 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     assert ("adv" if method == "adv" else "dmd") in log[0] and "critic" in log[0] and len(log) == 3
     card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
     assert card["step_rule"] == "x0" and card["guidance"] == 1.0
+    assert ("adversarially" if method == "adv" else "with DMD") in card["description"]
     model = load_model(str(zoo / "zoo" / variant), device="cpu")
     prompt = "a red circle moving left on a black background"
     request = make_request(model, prompt, frames=17, height=64, width=64)

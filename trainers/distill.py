@@ -555,8 +555,9 @@ def main(argv: list[str] | None = None) -> None:
     if run.accelerator.is_main_process and cfg.variant:
         with run.ema_weights() as ema:
             distilled = tiny_card(
-                description=f"{cfg.variant}: {cfg.generator} step-distilled with DMD ({cfg.method}, "
-                f"teacher {cfg.teacher}) for {cfg.schedule}",
+                description=f"{cfg.variant}: {cfg.generator} step-distilled "
+                + ("adversarially" if cfg.method == "adv" else "with DMD")
+                + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
                 pyramidal=card.pyramidal,
                 schedule=cfg.schedule,
                 step_rule="x0",

@@ -1,6 +1,6 @@
 """Load probe: drive the app through gradio_client with many clients at once and report what happened.
 
-    .venv/bin/python -m app.load --clients 20 --requests 10 --json
+    .venv/bin/python -m bench.load --clients 20 --requests 10 --json
 
 starts the app in a subprocess (its own port and outputs folder; or drives `--url` with `--pid` and
 `--outputs` for RSS and orphans), then each client sends its requests one after another: a mix of
@@ -184,7 +184,7 @@ def report(results: list[tuple], rss_before, rss_after, orphan_files: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.load", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=4, help="clients at once (default 4)")
     parser.add_argument("--requests", type=int, default=6, help="requests per client (default 6)")
     parser.add_argument("--model", default=None, help="model for every request (default: the app's)")
