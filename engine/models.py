@@ -159,7 +159,17 @@ def load_model(
     name_or_path = name_or_path or default_model_name()
     dev = torch.device(device) if device else default_device()
     dt = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(dev))
-    return _load_cached(resolve(name_or_path), str(dev), dt, memory or MemoryMode(), compile)
+    key = resolve(name_or_path)
+    return _load_cached(key, str(dev), dt, memory or MemoryMode(), compile, _folder_stamp(key))
+
+
+def _folder_stamp(key: str) -> int:
+    """Newest modification time of a model folder's files: a folder rewritten in place (a trainer's
+    export into the zoo) is loaded afresh instead of from the cache."""
+    root = Path(key)
+    if not root.is_dir():
+        return 0
+    return max((p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()), default=0)
 
 
 def _module_bytes(module: torch.nn.Module, recurse: bool = True) -> int:
@@ -195,7 +205,9 @@ def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(key: str, device: str, dtype: torch.dtype, memory: MemoryMode, compile: bool) -> WanModel:
+def _load_cached(
+    key: str, device: str, dtype: torch.dtype, memory: MemoryMode, compile: bool, stamp: int = 0
+) -> WanModel:
     dev = torch.device(device)
     if key == RANDOM_TINY:
         pipe, card = build_random_tiny()
