@@ -41,18 +41,21 @@ class OutputStore:
             _remove_if_empty(folder)
 
     def sweep(self) -> list[Path]:
-        """At start-up: unfinished files and empty folders left by a killed server, then expired folders.
-        Returns what was removed."""
+        """At start-up: what a killed server left behind, then expired folders. A request folder without a
+        finished video (previews of a run that never ended, an unfinished `.partial.mp4`, nothing at all)
+        belongs to a session that no longer exists: it is removed whole. Stray unfinished files elsewhere
+        under the root go too. Returns what was removed."""
         removed = self.prune()
         if not self.root.is_dir():
             return removed
         with self._lock:
+            for folder in sorted(self.root.iterdir()):
+                if folder.is_dir() and not _finished_videos(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
             for path in sorted(self.root.rglob(f"*{PARTIAL}.*")):
                 path.unlink(missing_ok=True)
                 removed.append(path)
-            for folder in self.root.iterdir():
-                if folder.is_dir() and _remove_if_empty(folder):
-                    removed.append(folder)
         return removed
 
     def prune(self, now: float | None = None) -> list[Path]:
@@ -71,6 +74,10 @@ class OutputStore:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)
         return removed
+
+
+def _finished_videos(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*.mp4") if PARTIAL not in p.name]
 
 
 def _remove_if_empty(folder: Path) -> bool:

@@ -137,17 +137,21 @@ def test_output_folders_are_unique_and_old_ones_are_pruned(tmp_path):
     assert not a.exists() and b.exists()
 
 
-def test_sweep_removes_partial_videos_and_empty_folders_and_keeps_finished_runs(tmp_path):
+def test_sweep_removes_runs_without_a_finished_video_and_keeps_finished_runs(tmp_path):
     store = OutputStore(tmp_path, ttl_s=3600)
-    empty, killed, done = (store.new_request_dir() for _ in range(3))
-    for folder in (empty, killed, done):
+    empty, killed, previews, done = (store.new_request_dir() for _ in range(4))
+    for folder in (empty, killed, previews, done):
         folder.mkdir()
     (killed / "stage0.png").write_bytes(b"png")
     (killed / "2-2-1-seed7.partial.mp4").write_bytes(b"half")
+    (previews / "stage0.png").write_bytes(b"png")  # killed before it began to encode
+    (done / "stage0.png").write_bytes(b"png")
     (done / "2-2-1-seed7.mp4").write_bytes(b"mp4")
+    (tmp_path / "stray.partial.mp4").write_bytes(b"half")
     removed = store.sweep()
-    assert set(removed) == {empty, killed / "2-2-1-seed7.partial.mp4"}
-    assert sorted(p.name for p in killed.iterdir()) == ["stage0.png"] and (done / "2-2-1-seed7.mp4").exists()
+    assert set(removed) == {empty, killed, previews, tmp_path / "stray.partial.mp4"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [done.name]
+    assert sorted(p.name for p in done.iterdir()) == ["2-2-1-seed7.mp4", "stage0.png"]
     only_partial = store.new_request_dir()
     only_partial.mkdir()
     (only_partial / "x.partial.mp4").write_bytes(b"half")
