@@ -183,9 +183,9 @@ def classify_track(area: np.ndarray, cx: np.ndarray, cy: np.ndarray, masks: torc
     return "still"
 
 
-def centroid_motion(videos: torch.Tensor) -> list[str]:
+def centroid_motion(videos: torch.Tensor, tracks: dict[str, torch.Tensor] | None = None) -> list[str]:
     """Rule-based motion name per clip (see `classify_track`), from the centroid/area track."""
-    tracks = centroid_tracks(videos)
+    tracks = tracks if tracks is not None else centroid_tracks(videos)
     area, cx, cy = (tracks[k].numpy() for k in ("area", "cx", "cy"))
     return [classify_track(area[i], cx[i], cy[i], tracks["masks"][i]) for i in range(len(videos))]
 
@@ -218,7 +218,10 @@ def chunk_changes(videos: torch.Tensor, temporal_factor: int = 4) -> dict[str, f
 
 
 def coherence(
-    videos: torch.Tensor, attributes: Sequence[ClipAttributes], real_videos: torch.Tensor
+    videos: torch.Tensor,
+    attributes: Sequence[ClipAttributes],
+    real_videos: torch.Tensor,
+    tracks: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Is the main object one steady thing over the clip? (ToyBench's temporal-coherence measure.)
 
@@ -234,7 +237,7 @@ def coherence(
     """
     if len(videos) != len(attributes):
         raise ValueError(f"{len(videos)} videos but {len(attributes)} attribute sets")
-    area = centroid_tracks(videos)["area"].numpy()  # (B, F)
+    area = (tracks if tracks is not None else centroid_tracks(videos))["area"].numpy()  # (B, F)
     present = area > PRESENT_AREA
     steady = np.array([a.main.motion not in SIZE_CHANGING_MOTIONS for a in attributes])
     ratio = np.where(present.all(axis=1), area.max(axis=1) / np.maximum(area.min(axis=1), 1e-9), np.inf)
@@ -277,7 +280,8 @@ def evaluate_videos(
         raise ValueError(f"{len(videos)} videos but {len(attributes)} attribute sets")
     pred = probe.predict(videos)
     real_pred = probe.predict(real_videos)
-    rule = centroid_motion(videos)
+    tracks = centroid_tracks(videos)  # object masks once, for the motion rules and for coherence
+    rule = centroid_motion(videos, tracks)
     truth_motion = [a.main.motion for a in attributes]
     probe_motion = [HEADS["motion"][int(i)] for i in pred["motion"]]
     return {
@@ -286,7 +290,7 @@ def evaluate_videos(
         "adherence": adherence(pred, attributes),
         "fd": frechet_distance(pred["features"], real_pred["features"]),
         "temporal": temporal_consistency(videos, real_videos),
-        "coherence": coherence(videos, attributes, real_videos),
+        "coherence": coherence(videos, attributes, real_videos, tracks),
         "centroid_motion": {
             "vs_caption": float(np.mean([r == t for r, t in zip(rule, truth_motion, strict=True)])),
             "vs_probe": float(np.mean([r == p for r, p in zip(rule, probe_motion, strict=True)])),
