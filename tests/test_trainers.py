@@ -1,6 +1,7 @@
 """Trainers: smoke runs on tiny configs (seconds each), resumption, the pyramidal targets, and export →
 engine loading of the whole zoo chain (VAE → wan-tiny → pyramidal-wan-tiny)."""
 
+import itertools
 import json
 
 import pytest
@@ -150,6 +151,57 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     rows = (tmp_path / "runs/objw/log.csv").read_text().splitlines()[1:]
     assert len(rows) == 2 and all(float(r.split(",")[3]) > 0 for r in rows)
     assert (tmp_path / "zoo/objw/transformer").is_dir()
+
+
+def test_low_resolution_curriculum_schedule_counts_its_steps():
+    cfg = base.BaseConfig(low_res_steps=3, low_res_share=0.25)
+    flags = [base.is_low_res(cfg, s) for s in range(11)]
+    assert flags == [True] * 3 + [False, False, False, True] + [False, False, False, True]
+    assert [base.low_res_count(cfg, n) for n in range(12)] == [0, *itertools.accumulate(flags)]
+    assert not any(base.is_low_res(base.BaseConfig(), s) for s in range(50))
+
+
+def test_low_resolution_curriculum_trains_on_the_stage_below_full(zoo, tmp_path):
+    """The first low_res_steps steps (and then a share of them) draw the cache's stage-1 latents; the
+    training compute counts each step at its own resolution and batch."""
+    import csv
+    import shutil
+
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+    seen = []
+    forward = TextToVelocity.forward
+
+    def spy(self, x, *args, **kwargs):
+        seen.append(tuple(x.shape))
+        return forward(self, x, *args, **kwargs)
+
+    TextToVelocity.forward = spy
+    try:
+        base.main(
+            [
+                f"out_dir={tmp_path}/runs/lowres",
+                f"zoo_dir={tmp_path}/zoo",
+                f"cache={zoo}/cache.pt",
+                "variant=lowres",
+                "cache_clips=8",
+                "max_steps=4",
+                "batch_size=4",
+                "low_res_steps=1",
+                "low_res_share=0.5",
+                "low_res_batch=6",
+                *SMALL,
+            ]
+        )
+    finally:
+        TextToVelocity.forward = forward
+    geometry = stage_geometry(17, 64, 64)
+    low, full = (6, *geometry.stages[-2].latent_shape), (4, *geometry.full.latent_shape)
+    assert seen == [low, full, low, full]
+    rows = list(csv.DictReader((tmp_path / "runs/lowres/log.csv").open()))
+    assert [float(r["low_res"]) for r in rows] == [1.0, 0.0, 1.0, 0.0]
+    tflops = [float(r["train_tflops"]) for r in rows]
+    low_cost, full_cost = tflops[0], tflops[1] - tflops[0]
+    assert 0 < low_cost < full_cost and tflops[3] == pytest.approx(2 * low_cost + 2 * full_cost)
 
 
 def test_learning_curve_is_written_at_every_eval_step_resumes_and_plots(zoo, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -62,6 +63,24 @@ class BaseConfig(TrainConfig):
     num_layers: int = 4  # transformer size (trainers.zoo.TINY_TRANSFORMER's defaults; ignored with init_from)
     num_heads: int = 4  # attention heads of 32 channels each: width = 32 · num_heads
     ffn_dim: int = 512
+    low_res_steps: int = 0  # the first this many steps train on the stage-1 clips (9×64×64, 48 tokens)
+    low_res_share: float = 0.0  # ... and after them this share of the steps still does (keeps the skill)
+    low_res_batch: int = 64  # batch size of a low-resolution step (a sample costs ~1/6 of a full one)
+
+
+def is_low_res(cfg: BaseConfig, step: int) -> bool:
+    """Whether `step` trains on the low-resolution clips: every step before low_res_steps, then one step in
+    every 1/low_res_share (deterministic, so that the compute up to any step is known)."""
+    if step < cfg.low_res_steps:
+        return True
+    k = step - cfg.low_res_steps
+    return math.floor((k + 1) * cfg.low_res_share) > math.floor(k * cfg.low_res_share)
+
+
+def low_res_count(cfg: BaseConfig, steps: int) -> int:
+    """How many of the first `steps` steps are low-resolution ones."""
+    head = min(steps, cfg.low_res_steps)
+    return head + math.floor(max(0, steps - cfg.low_res_steps) * cfg.low_res_share)
 
 
 def object_mask(x0: torch.Tensor, threshold: float = 1.5) -> torch.Tensor:
@@ -96,9 +115,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
     run = Run(cfg, model)
-    tokens = stage_geometry(cfg.frames, cfg.height, cfg.width).full.tokens
+    geometry = stage_geometry(cfg.frames, cfg.height, cfg.width)
     size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
-    step_tflops = 3 * cfg.batch_size * forward_flops(tokens, size) / TERA  # forward + backward ≈ 3 forwards
+    # forward + backward ≈ 3 forwards, per step at full and at low resolution (the stage below full)
+    full_tflops = 3 * cfg.batch_size * forward_flops(geometry.full.tokens, size) / TERA
+    low_tflops = 3 * cfg.low_res_batch * forward_flops(geometry.stages[-2].tokens, size) / TERA
+
+    def tflops_until(steps: int) -> float:
+        low = low_res_count(cfg, steps)
+        return low * low_tflops + (steps - low) * full_tflops
 
     single = data.single_object()
     card = tiny_card(
@@ -111,10 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def loss_fn(step: int):
-        latents, captions = data.sample(
-            step, cfg.batch_size, single if step < cfg.single_object_steps else None
-        )
-        x0 = latents[-1].to(run.device)
+        low = is_low_res(cfg, step)
+        pool = single if step < cfg.single_object_steps else None
+        latents, captions = data.sample(step, cfg.low_res_batch if low else cfg.batch_size, pool)
+        x0 = latents[-2 if low else -1].to(run.device)
         eps = torch.randn_like(x0)
         sigma = logit_normal(x0.shape[0], shift=cfg.sigma_shift).to(run.device)
         x = noisy(x0, eps, sigma.view(-1, 1, 1, 1, 1))
@@ -126,13 +151,13 @@ def main(argv: list[str] | None = None) -> None:
             loss = (w * err).mean() / w.mean()
         else:
             loss = err.mean()
-        return loss, {"train_tflops": step_tflops * (step + 1)}
+        return loss, {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
 
     evaluate = None
     if cfg.eval_every:
         inner = run.accelerator.unwrap_model(run.model)
         evaluate = toybench_evaluator(
-            cfg, inner.transformer, inner.text_encoder, tokenizer, vae, card, lambda step: step_tflops * step
+            cfg, inner.transformer, inner.text_encoder, tokenizer, vae, card, tflops_until
         )
     run.train(loss_fn, evaluate)
     if run.accelerator.is_main_process:
