@@ -580,6 +580,73 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     assert run(model, request).frames.shape == (17, 64, 64, 3)
 
 
+def test_ot_teacher_finetune_is_its_own_resumable_run(zoo):
+    """DMD-OT's low-resolution teacher finetune runs on the shared loop in out_dir/teacher-lowres: its
+    own log.csv and state/, --max-minutes (the command stops before distilling), resumed where it
+    stopped, and its weights reused, not recomputed, when the distillation command is rerun."""
+    import csv
+
+    from safetensors.torch import load_file
+
+    from trainers import distill
+
+    out, variant = zoo / "runs/dmd-ot-resume", "dmd-ot-resume"
+
+    def distil(*extra):
+        distill.main(
+            [
+                f"out_dir={out}",
+                f"zoo_dir={zoo}/zoo",
+                f"cache={zoo}/cache.pt",
+                "cache_clips=8",
+                "method=ot",
+                "teacher=wan-tiny",
+                f"variant={variant}",
+                "pairs=2",
+                "pair_schedule=1-1-1",
+                "batch_size=2",
+                "critic_updates=1",
+                "log_every=1",
+                *extra,
+            ]
+        )
+
+    lowres = out / "teacher-lowres"
+    with pytest.raises(SystemExit) as stopped:  # the time limit: no step, no distillation
+        distil("max_minutes=1e-9", "teacher_lowres_steps=2", "max_steps=1")
+    assert stopped.value.code == 0
+    assert json.loads((lowres / "state/step.json").read_text())["step"] == 0
+    assert not (lowres / "model").exists() and not (out / "log.csv").exists()
+
+    distil("teacher_lowres_steps=2", "max_steps=1")
+    rows = list(csv.DictReader((lowres / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2] and all("stage" in r for r in rows)
+    assert all(float(r["lr"]) == 4 * 2e-5 for r in rows)  # constant 4 × the generator's lr
+    assert json.loads((lowres / "state/step.json").read_text())["step"] == 2
+    assert json.loads((lowres / "config.json").read_text())["out_dir"] == str(lowres)
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    teacher = load_file(zoo / "zoo/wan-tiny" / weights)
+    model = lowres / "model/diffusion_pytorch_model.safetensors"
+    finetuned = load_file(model)
+    assert any(not torch.equal(teacher[k], finetuned[k]) for k in teacher)
+    assert len((out / "log.csv").read_text().splitlines()) == 2  # the distillation's own log
+
+    stamp = model.stat().st_mtime_ns
+    distil("teacher_lowres_steps=2", "max_steps=2")  # rerun: the finetune is reused as it is
+    assert len(list(csv.DictReader((lowres / "log.csv").open()))) == 2
+    assert model.stat().st_mtime_ns == stamp
+    distilled = [int(r["step"]) for r in csv.DictReader((out / "log.csv").open())]
+    assert distilled == [1, 2]  # the distillation resumed at its step 1
+
+    distil("teacher_lowres_steps=3", "max_steps=2")  # more finetune steps: resumed at 2, not redone
+    assert [int(r["step"]) for r in csv.DictReader((lowres / "log.csv").open())] == [1, 2, 3]
+    again = load_file(model)
+    assert any(not torch.equal(finetuned[k], again[k]) for k in again)
+    card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
+    assert card["step_rule"] == "x0" and "ot, teacher wan-tiny" in card["description"]
+    assert load_model(str(zoo / "zoo" / variant), device="cpu").card.schedule == "2-2-1"
+
+
 def test_distill_lora_trains_adapters_only_and_exports_a_plain_model(zoo):
     from safetensors.torch import load_file
 

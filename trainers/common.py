@@ -6,7 +6,8 @@ Every trainer is a script that reads top to bottom (nanoGPT style): it builds it
 - one process on this CPU, `accelerate launch` on several GPUs unchanged (Accelerator handles devices,
   DDP and mixed precision);
 - a dataclass config per run, overridable by a YAML file and `key=value` arguments;
-- EMA weights (diffusers' EMAModel) saved next to the raw weights;
+- EMA weights (diffusers' EMAModel) saved next to the raw weights (`use_ema=false`: none, the weights
+  themselves are exported);
 - `out_dir/state/` is an accelerate checkpoint (model, optimizer, EMA, RNG, step): rerunning the same
   command resumes where it stopped; `--max-minutes` ends a run cleanly so it fits a session;
 - `out_dir/log.csv`: one row per `log_every` steps (step, seconds, lr, loss and the trainer's metrics);
@@ -47,6 +48,7 @@ class TrainConfig:
     max_steps: int = 1000
     max_minutes: float = 0.0  # 0: no time limit
     ema_decay: float = 0.999
+    use_ema: bool = True  # False: no EMA copy; ema_weights() is then the trained weights themselves
     grad_clip: float = 1.0
     log_every: int = 25
     checkpoint_every: int = 250
@@ -56,6 +58,7 @@ class TrainConfig:
     eval_n: int = 32  # ... on ToyBench's default prompt set of this size
     eval_seed: int = 0  # ... drawn with this seed (prompt i sampled with seed eval_seed + i)
     eval_schedule: str = "0-0-20"  # ... at this (cheap) schedule
+    lr_floor: float = 0.1  # the cosine decay ends at lr_floor × lr (1: constant after the warm-up)
 
 
 def parse_config(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
@@ -116,9 +119,10 @@ class Run:
         self.params = params
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.ema = EMAModel(params, decay=cfg.ema_decay)
-        self.ema.to(self.accelerator.device)
-        self.accelerator.register_for_checkpointing(self.ema)
+        self.ema = EMAModel(params, decay=cfg.ema_decay) if cfg.use_ema else None
+        if self.ema is not None:
+            self.ema.to(self.accelerator.device)
+            self.accelerator.register_for_checkpointing(self.ema)
         self.step = 0
         self.state_dir = self.out / "state"
         if (self.state_dir / "step.json").is_file():
@@ -133,12 +137,12 @@ class Run:
         return self.accelerator.device
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to 10% over max_steps."""
+        """Linear warm-up, then cosine decay to lr_floor × lr (default 10%) over max_steps."""
         cfg = self.cfg
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
         t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+        return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def save(self) -> None:
         self.accelerator.wait_for_everyone()
@@ -159,7 +163,7 @@ class Run:
         curve = (lambda: self.evaluate_point(evaluate, start)) if evaluate and cfg.eval_every else None
         # one log for the run: the main process writes it (with several processes, the loss is their mean)
         log_path = self.out / "log.csv" if self.accelerator.is_main_process else Path(os.devnull)
-        new_log = not log_path.exists()
+        new_log = not log_path.exists() or log_path.stat().st_size == 0  # (a run stopped before a row)
         log_file = open(log_path, "a", newline="")  # noqa: SIM115 - closed in finally
         writer = None
         bar = tqdm(
@@ -185,7 +189,8 @@ class Run:
                 if cfg.grad_clip:
                     self.accelerator.clip_grad_norm_(self.params, cfg.grad_clip)
                 self.optimizer.step()
-                self.ema.step(self.params)
+                if self.ema is not None:
+                    self.ema.step(self.params)
                 self.step += 1
                 bar.update(1)
                 metrics = {"loss": float(self.accelerator.reduce(loss.detach(), "mean")), **metrics}
@@ -252,7 +257,11 @@ class Run:
 
     @contextlib.contextmanager
     def ema_weights(self):
-        """Inside the block the model holds its EMA weights (for export or evaluation)."""
+        """Inside the block the model holds its EMA weights (for export or evaluation); without EMA
+        (use_ema false) it is the model as trained."""
+        if self.ema is None:
+            yield unwrap(self)
+            return
         self.ema.store(self.params)
         self.ema.copy_to(self.params)
         try:

@@ -25,7 +25,9 @@ they share (pairs, the unroll, renoising, the regression term, FLOPs):
   x̂0 with L = 0.5·‖x̂0 − sg(x̂0 − grad)‖²;
 - `ot` (DMDOT): the same with the original plain model as teacher at each stage's resolution;
   `teacher_lowres_steps` first finetunes it by plain flow matching on the lower stages' clean latents
-  (DESIGN §7: "first briefly finetuned to work at the low resolutions");
+  (DESIGN §7: "first briefly finetuned to work at the low resolutions"; `finetune_lowres`), a run of its
+  own on the shared loop in out_dir/teacher-lowres (log.csv, state/, --max-minutes; the weights in
+  teacher-lowres/model, reused when the command is rerun);
 - `pt` (DMDPT): the pyramidal teacher; x̂0 renoised on its stage's path; real and fake are stage-exact
   clean estimates; the gradient — numerator and normaliser both in clean-signal units — is applied at
   the renoised input, so it reaches x̂0 through the path's linear map (weight (1−ρ)(1−σe));
@@ -53,7 +55,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
+import json
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,7 @@ from engine.sampling import cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import upsample
 from engine.zoo import ModelRegistry
-from trainers.common import Run, TrainConfig, parse_config, set_threads
+from trainers.common import Run, TrainConfig, parse_config, set_threads, unwrap
 from trainers.data import cached
 from trainers.zoo import export_variant, tiny_card, velocity
 from world.captions import caption
@@ -413,7 +415,7 @@ class PlainDMD(Distillation):
 class DMDOT(PlainDMD):
     """DMD-OT: the original (plain) model as teacher at every stage's resolution, plain renoising;
     `teacher_lowres_steps` first finetunes it by plain flow matching on the lower stages' clean latents
-    (DESIGN §7) — see `finetune_lowres`."""
+    (DESIGN §7) — see `finetune_lowres`, its own run in out_dir/teacher-lowres."""
 
 
 class DMDPT(PlainDMD):
@@ -532,12 +534,17 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         )
 
     teacher_net = teacher.transformer.requires_grad_(False).eval()
-    if cfg.method == "ot" and cfg.teacher_lowres_steps and not (out / "teacher-lowres").is_dir():
-        finetune_lowres(teacher_net, teacher, card, geometry, cfg, out / "teacher-lowres")
-    if (out / "teacher-lowres").is_dir():
+    lowres = out / "teacher-lowres"  # the low-resolution teacher finetune's own run (`ot`)
+    if cfg.method == "ot" and cfg.teacher_lowres_steps:
+        if not finetune_lowres(teacher_net, teacher, card, geometry, cfg, lowres):
+            print(
+                f"the teacher's low-resolution finetune stopped at its time limit: rerun to resume {lowres}"
+            )
+            raise SystemExit(0)
+    if (lowres / "model").is_dir():
         from diffusers import WanTransformer3DModel
 
-        teacher_net = WanTransformer3DModel.from_pretrained(out / "teacher-lowres").requires_grad_(False)
+        teacher_net = WanTransformer3DModel.from_pretrained(lowres / "model").requires_grad_(False)
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
     del init
     if cfg.lora_rank:
@@ -607,35 +614,63 @@ def clean_latents(teacher, card, geometry, cfg: DistillConfig):
     )
 
 
-def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, out: Path) -> None:
+def finetune_lowres(teacher_net, teacher, card, geometry, cfg: DistillConfig, out: Path) -> bool:
     """DMD-OT's preparation: plain flow matching of the original model on the lower stages' clean
-    latents (all σ ∈ (0, 1)), so its real score is meaningful at low resolution."""
+    latents (all σ ∈ (0, 1)), so its real score is meaningful at low resolution.
+
+    A run of its own on the shared loop in `out` (out_dir/teacher-lowres): log.csv, a resumable state/,
+    --max-minutes; `teacher_lowres_steps` steps of `batch_size` clips at a constant 4 × lr, no EMA and no
+    gradient clipping. The finetuned weights go to out/model; a rerun that asks for no more steps reuses
+    them without building the run. Returns whether the finetune is complete (False: the time limit
+    stopped it; rerunning the command resumes it)."""
     from trainers.zoo import tokenize
 
+    steps = cfg.teacher_lowres_steps
+    state = out / "state" / "step.json"
+    if (out / "model").is_dir() and state.is_file() and json.loads(state.read_text())["step"] >= steps:
+        return True
     data = clean_latents(teacher, card, geometry, cfg)
-    net = copy.deepcopy(teacher_net).requires_grad_(True).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * 4)
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
     text_encoder = teacher.pipe.text_encoder
-    for step in range(cfg.teacher_lowres_steps):
+    run = Run(
+        TrainConfig(
+            out_dir=str(out),
+            seed=cfg.seed + 2,
+            batch_size=cfg.batch_size,
+            lr=4 * cfg.lr,
+            weight_decay=0.01,  # AdamW's default, as this finetune always had
+            warmup_steps=0,
+            lr_floor=1.0,  # constant
+            max_steps=steps,
+            max_minutes=cfg.max_minutes,
+            use_ema=False,
+            grad_clip=0.0,
+            log_every=cfg.log_every,
+            checkpoint_every=cfg.checkpoint_every,
+            num_threads=cfg.num_threads,
+            mixed_precision=cfg.mixed_precision,
+        ),
+        copy.deepcopy(teacher_net).requires_grad_(True).train(),
+    )
+
+    def loss(step: int):
         latents, captions = data.sample(step, cfg.batch_size)
         k = step % (geometry.num_stages - 1)  # the lower stages in turn
-        x0 = latents[k]
+        x0 = latents[k].to(run.device)
         ids, mask = tokenize(teacher.tokenizer, captions, "cpu")
         with torch.no_grad():
-            hidden = masked_text(text_encoder(ids, mask).last_hidden_state, mask)
-        eps = torch.randn(x0.shape, generator=gen)
-        sigma = logit_normal(x0.shape[0], gen)
+            text = masked_text(text_encoder(ids, mask).last_hidden_state, mask).float().to(run.device)
+        eps = torch.randn(x0.shape).to(run.device)
+        sigma = logit_normal(x0.shape[0]).to(run.device)
         x = noisy(x0, eps, sigma.view(-1, 1, 1, 1, 1))
-        loss = F.mse_loss(velocity(net, x, sigma, hidden.float()), velocity_target(x0, eps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 25 == 0 or step == cfg.teacher_lowres_steps - 1:
-            done = f"{step + 1}/{cfg.teacher_lowres_steps}"
-            print(f"teacher low-res finetune {done} loss {float(loss.detach()):.4f}", flush=True)
-    net.save_pretrained(out)
-    assert math.isfinite(float(loss.detach()))
+        return F.mse_loss(velocity(run.model, x, sigma, text), velocity_target(x0, eps)), {"stage": k}
+
+    run.train(loss)
+    if run.step < steps:
+        return False
+    if run.accelerator.is_main_process:
+        unwrap(run).save_pretrained(out / "model")
+    run.accelerator.wait_for_everyone()
+    return True
 
 
 if __name__ == "__main__":
