@@ -79,7 +79,9 @@ class Handlers:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.registry = ModelRegistry(config.model_dirs, per_model=config.per_model)
+        self.registry = ModelRegistry(
+            config.model_dirs, per_model=config.per_model, memory=config.memory_mode()
+        )
         self.store = OutputStore(config.outputs_root, config.output_ttl_s)
         self.cancels = CancelRegistry()
         self._budget: Budget | None = None
@@ -107,7 +109,10 @@ class Handlers:
             ones = "-".join(["1"] * model.card.num_stages)
             idle = self.registry.slot(key, cancelled=lambda: False, waiting=lambda: None)
             with idle, tempfile.TemporaryDirectory() as tmp:  # first torch calls are slow; make them here
-                for _ in runs.run_generation(key, tmp, "a red circle", seed=0, schedule=ones):
+                run = runs.run_generation(
+                    key, tmp, "a red circle", seed=0, schedule=ones, memory=self.registry.memory_for(key)
+                )
+                for _ in run:
                     pass
             log.info("warm-up done: %s", key)
         except Exception:
@@ -281,7 +286,7 @@ class Handlers:
     ) -> Iterator[RunView]:
         """Run one generation in the model's slot; report steps to the progress bar, check the Stop flag
         after every step, and yield each RunView that has something new to show."""
-        from app.runs import Step, run_generation
+        from app.runs import Step, memory_line, run_generation
 
         event = QueueEvent()
         out_dir = self.store.new_request_dir("run")  # a name only: created once the request is valid
@@ -297,7 +302,12 @@ class Handlers:
             ):
                 self.registry.load(key)
                 run = run_generation(
-                    key, str(out_dir), **params, budget=self.budget, accepted_at=event.accepted_at
+                    key,
+                    str(out_dir),
+                    **params,
+                    budget=self.budget,
+                    accepted_at=event.accepted_at,
+                    memory=self.registry.memory_for(key),
                 )
                 with closing(run) as stream:
                     for item in stream:
@@ -308,8 +318,11 @@ class Handlers:
                             progress(
                                 (step_offset + item.done, total), desc=f"{label}{item.desc}", unit="steps"
                             )
-                        elif item.phase == "start":
+                        elif item.phase == "start":  # before sampling: the memory it should take
                             self._warn_words(key, item)
+                            progress(
+                                0, desc=f"{label}{memory_line(item.memory, brief=True)}".replace("**", "")
+                            )
                         else:
                             yield item
         except BaseException:  # refused, failed, stopped, or the client went away (GeneratorExit)

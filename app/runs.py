@@ -1,6 +1,7 @@
 """One generation as the page shows it: a preview per stage, decoded at that stage's own resolution as
 soon as the stage ends, then the final H.264 mp4; plus the readout (seconds per stage, TFLOPs, cost
-relative to the same model's plain 50-step sampler).
+relative to the same model's plain 50-step sampler, and the engine's estimate of the request's peak device
+memory in the app's memory mode, engine/memory.py).
 
 `run_generation` is the one function that touches the GPU (wrapped with `spaces.GPU` on ZeroGPU), so it
 takes and yields only plain, picklable values: `Step` after every denoising step and a `RunView` when
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from app.serving import gpu
 from engine.flops import TERA, schedule_flops
 from engine.flow import plain_counts
 from engine.limits import Budget
+from engine.memory import MemoryMode, PeakEstimate
 from engine.models import load_model
 from engine.pipeline import Request, generate, make_request, stage_table
 from engine.schedule import format_schedule, steps_label
@@ -56,6 +58,7 @@ class RunView:
     rows: list[dict]  # engine.pipeline.stage_table rows; "seconds" appears as stages finish
     plain_tflops: float
     unknown_words: list[str]
+    memory: dict = field(default_factory=dict)  # memory_summary(): estimated peak device memory and mode
     phase: str = "start"
     previews: list[StagePreview] = field(default_factory=list)
     video: str | None = None
@@ -92,6 +95,8 @@ class RunView:
             f"**{format_tflops(self.total_tflops)} TFLOPs**{cfg} = **{100 * self.cost_ratio:.1f}%** of this "
             f"model's {plain} ({format_tflops(self.plain_tflops)} TFLOPs)",
         ]
+        if self.memory:
+            notes.append(memory_line(self.memory))
         if self.first_preview_s is not None:
             notes.append(f"first stage preview after {self.first_preview_s:.2f} s")
         if self.unknown_words:
@@ -110,6 +115,7 @@ class RunView:
             f"seconds per stage (low → high): {secs} · **{self.elapsed_s:.2f} s** in all\n\n"
             f"**{format_tflops(self.total_tflops)} TFLOPs** = **{100 * self.cost_ratio:.1f}%** of "
             f"{format_schedule(plain_counts(len(r.counts)))}"
+            + (f"\n\n{memory_line(self.memory, brief=True)}" if self.memory else "")
         )
 
     @property
@@ -138,6 +144,8 @@ class RunView:
             "total_tflops": self.total_tflops,
             "plain_tflops": self.plain_tflops,
             "ratio_to_plain": self.cost_ratio,
+            "memory_estimate_gb": self.memory.get("estimate_gb"),
+            "memory_mode": self.memory.get("mode"),
             "unknown_words": self.unknown_words,
             "video": Path(self.video).name if self.video else None,  # no server paths in API results
         }
@@ -145,6 +153,43 @@ class RunView:
 
 def format_tflops(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def format_gb(value: float) -> str:
+    """Bytes in GB, three significant digits; below 0.1 GB in MB (the tiny models' estimates)."""
+    return f"{value:.3g} GB" if value >= 0.1 else f"{value * 1e3:.3g} MB"
+
+
+def memory_summary(estimate: PeakEstimate, mode: MemoryMode, device: str) -> dict:
+    """What the readout and the API report about memory: the engine's per-phase estimate (GB, unrounded:
+    the tiny models' are a few MB), the device it is for and the memory mode the model was loaded in."""
+    return {
+        "device": device,
+        "estimate_gb": {**asdict(estimate), "peak_gb": estimate.peak_gb},
+        "mode": asdict(mode),
+    }
+
+
+def memory_line(memory: dict, brief: bool = False) -> str:
+    """One Markdown line: estimated peak device memory (per phase unless `brief`) and the memory mode."""
+    est, mode = memory["estimate_gb"], memory["mode"]
+    head = f"estimated peak {memory['device']} memory **{format_gb(est['peak_gb'])}**"
+    if brief:
+        return head
+    switches = [
+        what
+        for name, what in (
+            ("text_encoder_cpu", "text encoder on CPU"),
+            ("vae_tiling", "tiled VAE"),
+            ("vae_slicing", "sliced VAE"),
+        )
+        if mode[name]
+    ]
+    return (
+        f"{head} (text {format_gb(est['text_gb'])}, sampling {format_gb(est['transformer_gb'])}, "
+        f"decoding {format_gb(est['decode_gb'])}; offload {mode['offload']}"
+        f"{''.join(', ' + s for s in switches)}; an estimate, engine/memory.py)"
+    )
 
 
 def _dims(shape) -> str:
@@ -192,16 +237,19 @@ def run_generation(
     wavelet: str = "haar",
     budget: Budget | None = None,
     accepted_at: float | None = None,
+    memory: MemoryMode | None = None,
 ) -> Iterator[Step | RunView]:
     """Validate, sample and export one video, yielding `Step`s and `RunView`s (see module docstring).
 
     None means the model's default (its card); a seed of None draws a random one (reported back).
     `out_dir` is created only once the request is valid. Times count from `accepted_at` (time.monotonic()
-    when the request was accepted; default now), so they match what the user waits.
+    when the request was accepted; default now), so they match what the user waits. `memory`: the memory
+    mode the model is loaded in (the app's start-up options; None: the engine's default), reported with
+    the request's estimated peak device memory.
     Raises ValueError / engine.models.ModelLoadError with messages meant for users.
     """
     start = time.monotonic() if accepted_at is None else accepted_at
-    model = load_model(model_key)
+    model = load_model(model_key, memory=memory)
     request = make_request(
         model,
         prompt,
@@ -223,6 +271,7 @@ def run_generation(
         rows=rows,
         plain_tflops=plain_tflops(request, model.size),
         unknown_words=model.unknown_words(request.prompt),
+        memory=memory_summary(model.estimate_peak(request), model.memory, model.device.type),
     )
     yield view
     out = Path(out_dir)

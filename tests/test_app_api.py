@@ -85,6 +85,9 @@ def test_generate_streams_one_update_per_stage_then_the_video(client, schedule):
     assert all(row["seconds"] >= 0 for row in details["stages"])
     assert 0 < details["first_preview_seconds"] < details["elapsed_seconds"]
     assert "seconds" in readout and f"{100 * expected / plain:.1f}%" in readout
+    peak = model.estimate_peak(request).peak_gb  # the engine's estimate, in the app's (default) memory mode
+    assert details["memory_estimate_gb"]["peak_gb"] == pytest.approx(peak)
+    assert details["memory_mode"]["offload"] == "none" and "estimated peak cpu memory **" in readout
 
 
 def test_generate_plain_schedule_has_one_stage_and_a_random_seed_is_reported(client):
@@ -126,6 +129,7 @@ def test_compare_returns_one_result_per_requested_run(client):
         gallery, video, brief = slots[3 * i : 3 * i + 3]
         assert len(gallery) == (1 if runs[i]["schedule"] == "0-0-1" else 3)
         assert read_mp4(video).shape[0] == 17 and runs[i]["schedule"] in brief
+        assert "estimated peak cpu memory" in brief and runs[i]["memory_estimate_gb"]["peak_gb"] > 0
     assert not slots[9] and slots[10] is None and slots[11] == ""  # the 4th slot was not requested
     default = default_model_name()  # the third run names no model: the app's default
     assert summary.count("| random-tiny |") == 2 + (default == "random-tiny") and f"| {default} |" in summary

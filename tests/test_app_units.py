@@ -271,3 +271,161 @@ def test_handler_signatures_are_the_params_objects_fields():
     values = CompareParams(prompt="p", seed=3, randomize_seed=False, schedule_2="2-2-1", model_2="m")
     assert values.slots()[1] == ("2-2-1", "m") and values.slots()[3] == (None, None)
     assert values.shared() == GenerateParams(prompt="p", seed=3, randomize_seed=False)
+
+
+MEMORY_ENVS = (
+    "PYRAMIDALWAN_OFFLOAD",
+    "PYRAMIDALWAN_TEXT_ENCODER_CPU",
+    "PYRAMIDALWAN_VAE_TILING",
+    "PYRAMIDALWAN_VAE_SLICING",
+)
+
+
+def test_memory_options_parse_from_flags_and_the_environment(monkeypatch, capsys):
+    from app.config import parse_config
+    from engine.memory import MemoryMode
+
+    for env in MEMORY_ENVS:
+        monkeypatch.delenv(env, raising=False)
+    config, args = parse_config([])
+    assert config.memory_mode() == MemoryMode() and args.port is None  # default: everything off
+    config, _ = parse_config(
+        ["--offload", "sequential", "--text-encoder-cpu", "--vae-tiling", "--vae-slicing", "--workers", "3"]
+    )
+    assert config.memory_mode() == MemoryMode("sequential", True, True, True) and config.workers == 3
+
+    for env, value in zip(MEMORY_ENVS, ("Model", "1", "yes", "off"), strict=True):
+        monkeypatch.setenv(env, value)
+    assert AppConfig.from_env().memory_mode() == MemoryMode("model", True, True, False)
+    config, _ = parse_config(["--offload", "none", "--no-vae-tiling", "--vae-slicing"])  # flags win
+    assert config.memory_mode() == MemoryMode("none", True, False, True)
+
+    # Bad values: exit 2 with one line naming the flag or the variable and what is allowed.
+    bad = [
+        (["--offload", "fast"], {}, "argument --offload: invalid choice: 'fast'"),
+        ([], {"PYRAMIDALWAN_OFFLOAD": "fast"}, "offload must be one of none, model, sequential, got 'fast'"),
+        ([], {"PYRAMIDALWAN_VAE_TILING": "maybe"}, "$PYRAMIDALWAN_VAE_TILING must be one of 1/true/yes/on"),
+        (["--vae-slicing=1"], {}, "ignored explicit argument"),
+        (["--per-model", "0"], {}, "per_model must be at least 1"),
+    ]
+    for argv, env, message in bad:
+        with monkeypatch.context() as m:
+            for name, value in env.items():
+                m.setenv(name, value)
+            with pytest.raises(SystemExit) as exit_info:
+                parse_config(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err, (argv, env)
+    with pytest.raises(ValueError, match=r"got 'x'$"):  # from a flag: no variable to blame
+        AppConfig.from_env(offload="x")
+    monkeypatch.setenv("PYRAMIDALWAN_OFFLOAD", "x")
+    with pytest.raises(ValueError, match=r"got 'x' \(\$PYRAMIDALWAN_OFFLOAD\)"):
+        AppConfig.from_env()
+
+
+def test_memory_options_reach_the_engine_for_every_model_the_app_loads(tmp_path, monkeypatch):
+    """Both places that load a model (the handlers' registry and run_generation) pass the app's memory
+    mode to engine.models.load_model, and the engine installs it (offload hooks, VAE tiling/slicing)."""
+    import engine.models
+    from engine.memory import MemoryMode
+
+    mode = MemoryMode("model", text_encoder_cpu=True, vae_tiling=True, vae_slicing=True)
+    real_load, calls = engine.models.load_model, []
+
+    def spy(name=None, *args, memory=None, **kwargs):
+        calls.append((name, memory))
+        return real_load(name, *args, memory=memory, **kwargs)
+
+    monkeypatch.setattr(engine.models, "load_model", spy)
+    monkeypatch.setattr("app.runs.load_model", spy)
+    config = AppConfig(
+        outputs_root=tmp_path / "outputs",
+        warm_up=False,
+        offload="model",
+        text_encoder_cpu=True,
+        vae_tiling=True,
+        vae_slicing=True,
+    )
+    descs = []
+    progress = lambda value, desc=None, **_: descs.append(desc)  # noqa: E731
+    *_, details = list(
+        Handlers(config).generate(PROMPT, None, 5, False, "random-tiny", "1-1-1", progress=progress)
+    )[-1]
+    assert calls == [("random-tiny", mode), ("random-tiny", mode)]  # one model, loaded in the app's mode
+    assert details["memory_mode"] == {
+        "offload": "model",
+        "text_encoder_cpu": True,
+        "vae_tiling": True,
+        "vae_slicing": True,
+    }
+    model = real_load("random-tiny", memory=mode)  # the engine's cached model the run used
+    assert model.memory == mode and model.vae.use_tiling and model.vae.use_slicing
+    assert hasattr(model.transformer, "_hf_hook") and hasattr(model.vae, "_hf_hook")  # offload hooks
+    assert not hasattr(model.pipe.text_encoder, "_hf_hook")  # kept on the CPU, outside the chain
+    plain = real_load("random-tiny")  # the default (all off) is another model, without any of it
+    assert plain is not model and not plain.vae.use_tiling and not hasattr(plain.transformer, "_hf_hook")
+    # The zoo's TinyWanVAE has no tiling/slicing: its models load without them, the rest of the mode kept,
+    # in the warm-up (load, then a run) as in a request, so the page's default model stays usable.
+    calls.clear()
+    handlers = Handlers(config)
+    monkeypatch.setattr(handlers.registry, "default", lambda: "pyramidal-wan-tiny")
+    handlers.warm_up()
+    key, reduced = "pyramidal-wan-tiny", MemoryMode("model", text_encoder_cpu=True)
+    assert (
+        calls == [(key, mode), (key, reduced), (key, reduced)]
+        and handlers.registry.memory_for(key) == reduced
+    )
+    zoo = real_load(key, memory=reduced)
+    assert zoo.memory == reduced and hasattr(zoo.transformer, "_hf_hook")
+    *_, details = list(handlers.generate(PROMPT, None, 5, False, key, "1-1-1", progress=progress))[-1]
+    assert details["memory_mode"] == {
+        "offload": "model",
+        "text_encoder_cpu": True,
+        "vae_tiling": False,
+        "vae_slicing": False,
+    }
+
+
+def test_memory_estimate_is_in_the_readout_and_grows_with_the_request(handlers):
+    """The engine's estimate (engine/memory.py) for the request, shown before sampling (progress bar) and
+    in the readout, the Compare brief and the details; a larger request has a larger estimate."""
+    from app.runs import format_gb
+    from engine.models import load_model
+    from engine.pipeline import make_request
+
+    model = load_model("random-tiny")
+    peaks, descs = [], []
+    progress = lambda value, desc=None, **_: descs.append((value, desc))  # noqa: E731
+    for side in (64, 128):
+        descs.clear()
+        run = handlers.generate(
+            PROMPT, None, 5, False, "random-tiny", "1-1-1", None, 17, side, side, progress=progress
+        )
+        *_, readout, _, details = list(run)[-1]
+        request = make_request(model, PROMPT, schedule="1-1-1", frames=17, height=side, width=side, seed=5)
+        expected = model.estimate_peak(request)
+        assert details["memory_estimate_gb"]["peak_gb"] == pytest.approx(expected.peak_gb)
+        assert details["memory_estimate_gb"]["decode_gb"] == pytest.approx(expected.decode_gb)
+        shown = format_gb(expected.peak_gb)
+        assert f"estimated peak cpu memory **{shown}** (text {format_gb(expected.text_gb)}" in readout
+        assert "offload none;" in readout
+        first_step = next(i for i, (value, _) in enumerate(descs) if isinstance(value, tuple))
+        assert f"estimated peak cpu memory {shown}" in descs[first_step - 1][1]  # before the first step
+        peaks.append((expected.peak_gb, shown))
+    (small, small_text), (large, large_text) = peaks
+    assert large > 2 * small and small_text != large_text  # 4× the pixels: the decode dominates
+
+
+def test_compare_brief_shows_the_memory_estimate():
+    from app.runs import memory_line
+
+    memory = {
+        "device": "cuda",
+        "estimate_gb": {"text_gb": 11.4, "transformer_gb": 7.9, "decode_gb": 0.05, "peak_gb": 11.4},
+        "mode": {"offload": "none", "text_encoder_cpu": False, "vae_tiling": False, "vae_slicing": True},
+    }
+    assert memory_line(memory, brief=True) == "estimated peak cuda memory **11.4 GB**"
+    assert memory_line(memory).endswith(
+        "(text 11.4 GB, sampling 7.9 GB, decoding 50 MB; offload none, sliced VAE; "
+        "an estimate, engine/memory.py)"
+    )
