@@ -110,7 +110,7 @@ class Handlers:
             idle = self.registry.slot(key, cancelled=lambda: False, waiting=lambda: None)
             with idle, tempfile.TemporaryDirectory() as tmp:  # first torch calls are slow; make them here
                 run = runs.run_generation(
-                    key, tmp, "a red circle", seed=0, schedule=ones, memory=self.registry.memory_for(key)
+                    key, tmp, "a red circle", seed=0, schedule=ones, memory=self.registry.memory
                 )
                 for _ in run:
                     pass
@@ -307,7 +307,7 @@ class Handlers:
                     **params,
                     budget=self.budget,
                     accepted_at=event.accepted_at,
-                    memory=self.registry.memory_for(key),
+                    memory=self.registry.memory,
                 )
                 with closing(run) as stream:
                     for item in stream:

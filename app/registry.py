@@ -12,7 +12,6 @@ after). engine.zoo itself is cheap (no torch).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from engine.models import WanModel
 
 log = logging.getLogger("pyramidalwan.app")
-VAE_SWITCHES = ("enable_tiling", "enable_slicing")  # what vae_tiling / vae_slicing call on the VAE
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,6 @@ class ModelRegistry(EngineRegistry):
         super().__init__(model_dirs=model_dirs or [])
         self.per_model = per_model
         self.memory = memory  # the engine's memory mode for every model loaded here (None: the default)
-        self._modes: dict[str, MemoryMode] = {}  # models loaded without VAE tiling/slicing (see load)
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -81,35 +78,16 @@ class ModelRegistry(EngineRegistry):
     # --- using a model ---------------------------------------------------------------------------------
 
     def load(self, key: str) -> WanModel:
-        """Load once (engine cache, in `memory_for(key)`); raises engine.models.ModelLoadError with a
-        readable message.
-
-        A VAE without diffusers' tiling/slicing (the zoo's TinyWanVAE, which decodes each latent frame on
-        its own) is loaded without those two switches, the rest of the app's memory mode kept: the
-        operator's --vae-tiling for a real model must not make the embedded zoo unusable."""
+        """Load once (engine cache) in the app's memory mode; raises engine.models.ModelLoadError with a
+        readable message. The engine leaves out VAE tiling/slicing for a VAE without them (the zoo's), so
+        the operator's --vae-tiling for a real model keeps the embedded zoo usable."""
         from engine.models import load_model
 
         self.card(key)  # a missing folder fails here with the app's message, before any slow import
         with self._lock:
             lock = self._load_locks.setdefault(key, threading.Lock())
         with lock:  # two first requests for one model must not build it twice
-            mode = self.memory_for(key)
-            try:
-                return load_model(key, memory=mode)
-            except AttributeError as err:
-                if mode is None or not (mode.vae_tiling or mode.vae_slicing):
-                    raise
-                if not any(name in str(err) for name in VAE_SWITCHES):
-                    raise
-                reduced = dataclasses.replace(mode, vae_tiling=False, vae_slicing=False)
-                log.warning("%s: its VAE has no tiling/slicing (%s); loading it without them", key, err)
-                self._modes[key] = reduced
-                return load_model(key, memory=reduced)
-
-    def memory_for(self, key: str) -> MemoryMode | None:
-        """The memory mode `key` is (to be) loaded in: the app's, less VAE tiling/slicing where its VAE has
-        neither (known once `load` has tried). run_generation must load with the same mode (one model)."""
-        return self._modes.get(key, self.memory)
+            return load_model(key, memory=self.memory)
 
     @contextmanager
     def slot(self, key: str, cancelled: Callable[[], bool], waiting: Callable[[], None]) -> Iterator[None]:

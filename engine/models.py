@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -177,16 +177,23 @@ def _module_bytes(module: torch.nn.Module, recurse: bool = True) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode) -> None:
-    """Install `mode` on a loaded pipeline whose components sit on `device` (engine/memory.py)."""
-    if mode.vae_tiling:
-        pipe.vae.enable_tiling()
-    if mode.vae_slicing:
-        pipe.vae.enable_slicing()
+VAE_SWITCHES = {"vae_tiling": "enable_tiling", "vae_slicing": "enable_slicing"}  # mode field -> VAE method
+
+
+def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode) -> MemoryMode:
+    """Install `mode` on a loaded pipeline whose components sit on `device` (engine/memory.py) and return
+    the mode in effect: VAE tiling/slicing are left out for a VAE that has neither (the zoo's TinyWanVAE,
+    which already decodes one latent frame at a time), so one server-wide mode fits every model."""
+    for field, method in VAE_SWITCHES.items():
+        if getattr(mode, field):
+            if hasattr(pipe.vae, method):
+                getattr(pipe.vae, method)()
+            else:
+                mode = replace(mode, **{field: False})
     if mode.text_encoder_cpu and pipe.text_encoder is not None:
         pipe.text_encoder.to("cpu")
     if mode.offload == "none":
-        return
+        return mode
     from accelerate import cpu_offload, cpu_offload_with_hook
 
     chain = (
@@ -202,6 +209,7 @@ def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode)
             _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
         else:
             cpu_offload(module, device)
+    return mode
 
 
 @functools.lru_cache(maxsize=4)
@@ -219,7 +227,7 @@ def _load_cached(
         module.to(dev).eval()  # folders load in their dtype (torch_dtype); the Wan VAE stays float32
         if next(module.parameters()).dtype != want:
             module.to(want)
-    apply_memory_mode(pipe, dev, memory)
+    memory = apply_memory_mode(pipe, dev, memory)
     if compile:  # regional: one compiled block reused by all layers; static shapes, once per stage size
         pipe.transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
     shift = card.shift if card.shift is not None else _scheduler_shift(pipe.scheduler)
