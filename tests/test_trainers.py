@@ -153,6 +153,19 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     assert (tmp_path / "zoo/objw/transformer").is_dir()
 
 
+def test_a_latent_cache_of_another_definition_is_refused_not_overwritten(tmp_path):
+    from trainers.data import LatentCache, cached
+
+    path = tmp_path / "cache.pt"
+    LatentCache(
+        [torch.zeros(1, 16, 5, 16, 16)], [parse("a red circle moving left on a black background")], "pixel"
+    ).save(path)
+    before = path.stat().st_mtime_ns
+    with pytest.raises(ValueError, match="pixel-definition"):
+        cached(None, path, clips=1, definition="latent")
+    assert path.stat().st_mtime_ns == before
+
+
 def test_low_resolution_curriculum_schedule_counts_its_steps():
     cfg = base.BaseConfig(low_res_steps=3, low_res_share=0.25)
     flags = [base.is_low_res(cfg, s) for s in range(11)]

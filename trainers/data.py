@@ -135,7 +135,13 @@ def cached(vae, path: str | Path, **kwargs) -> LatentCache:
     path = Path(path)
     if path.is_file():
         cache = LatentCache.load(path, seed=kwargs.get("seed", 0))
-        if len(cache) >= kwargs.get("clips", 0) and cache.definition == kwargs.get("definition", "pixel"):
+        definition = kwargs.get("definition", "pixel")
+        if cache.definition != definition:  # never overwrite another definition's cache (minutes to build)
+            raise ValueError(
+                f"{path} holds {cache.definition}-definition latents, this run needs {definition}: "
+                f"give it its own file with cache=<path>"
+            )
+        if len(cache) >= kwargs.get("clips", 0):
             return cache
     cache = build_cache(vae, **kwargs)
     cache.save(path)
