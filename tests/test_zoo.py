@@ -1,6 +1,7 @@
 """The shipped zoo: within its size budget, shared parts not copied, every variant loads and generates."""
 
 import pytest
+import torch
 
 from engine.models import load_model
 from engine.pipeline import make_request, run
@@ -38,6 +39,22 @@ def test_every_variant_generates_with_its_default_schedule():
         result = run(model, make_request(model, "a red circle moving left on a black background", seed=0))
         assert result.frames.shape == (card.frames, card.height, card.width, 3)
         assert result.request.schedule == card.schedule
+
+
+def test_a_variant_with_its_own_text_encoder_is_loaded_with_it():
+    """A variant trained against an earlier shared text encoder carries that encoder in its own folder
+    (the zoo's rule: a component in the variant's folder wins over ../shared); its weights, not the shared
+    ones, must reach the pipeline, or it would sample from captions embedded by a model it never saw."""
+    from safetensors.torch import load_file
+
+    own = [n for n in zoo_models() if (ZOO_DIR / n / "text_encoder").is_dir()]
+    shared = load_file(ZOO_DIR / "shared" / "text_encoder" / "model.safetensors")
+    for name in own:
+        weights = load_file(ZOO_DIR / name / "text_encoder" / "model.safetensors")
+        loaded = load_model(name, device="cpu").pipe.text_encoder.state_dict()
+        key = next(k for k in weights if k in loaded and weights[k].dtype.is_floating_point)
+        assert torch.equal(loaded[key].float(), weights[key].float()), name
+        assert any(not torch.equal(weights[k], shared[k]) for k in weights if k in shared), name
 
 
 def test_default_model_is_the_pyramidal_one_when_shipped():
