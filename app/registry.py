@@ -12,7 +12,6 @@ after). engine.zoo itself is cheap (no torch).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,8 +25,6 @@ from engine.zoo import ModelRegistry as EngineRegistry
 if TYPE_CHECKING:
     from engine.memory import MemoryMode
     from engine.models import WanModel
-
-log = logging.getLogger("pyramidalwan.app")
 
 
 @dataclass(frozen=True)

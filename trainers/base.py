@@ -71,10 +71,7 @@ class BaseConfig(TrainConfig):
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
     """Whether `step` trains on the low-resolution clips: every step before low_res_steps, then one step in
     every 1/low_res_share (deterministic, so that the compute up to any step is known)."""
-    if step < cfg.low_res_steps:
-        return True
-    k = step - cfg.low_res_steps
-    return math.floor((k + 1) * cfg.low_res_share) > math.floor(k * cfg.low_res_share)
+    return low_res_count(cfg, step + 1) > low_res_count(cfg, step)
 
 
 def low_res_count(cfg: BaseConfig, steps: int) -> int:
