@@ -14,7 +14,7 @@ from engine.pyramid import stage_geometry
 from engine.schedule import schedule_sigmas
 from engine.tiny_vae import TinyWanVAE
 from engine.transitions import upsample
-from trainers import base, pyramidalize, vae
+from trainers import attributes, base, pyramidalize, vae
 from trainers.pyramidalize import pyramid_sample, split_batch
 from trainers.zoo import TextToVelocity, tokenize
 from world import parse
@@ -151,6 +151,73 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     rows = (tmp_path / "runs/objw/log.csv").read_text().splitlines()[1:]
     assert len(rows) == 2 and all(float(r.split(",")[3]) > 0 for r in rows)
     assert (tmp_path / "zoo/objw/transformer").is_dir()
+
+
+def test_attribute_classifier_trains_on_the_cache_and_loads_frozen(zoo, tmp_path):
+    attributes.main(
+        [
+            f"out_dir={tmp_path}/runs/attr",
+            f"export_dir={tmp_path}/attr",
+            f"cache={zoo}/cache.pt",
+            "cache_clips=8",
+            "held_out=2",
+            "max_steps=2",
+            "batch_size=4",
+            "log_every=1",
+        ]
+    )
+    classifier = attributes.load(tmp_path / "attr")
+    config = json.loads((tmp_path / "attr/config.json").read_text())
+    assert sorted(config["eval"]["held_out_accuracy"]) == sorted(attributes.HEADS)
+    assert not any(p.requires_grad for p in classifier.parameters())
+    logits = classifier(torch.randn(3, *stage_geometry(17, 64, 64).full.latent_shape))
+    assert {k: tuple(v.shape) for k, v in logits.items()} == {
+        k: (3, len(v)) for k, v in attributes.HEADS.items()
+    }
+    attrs = [parse("a green star moving left on a navy background")]
+    assert {k: int(v) for k, v in attributes.labels(attrs).items()} == {
+        "shape": 3,
+        "color": 1,
+        "motion": 0,
+        "background": 2,
+    }
+
+
+def test_attribute_loss_is_added_on_full_resolution_steps_and_changes_training(zoo, tmp_path):
+    """attribute_weight adds the classifier's cross-entropy on x − σ·v at full-resolution steps only (the
+    log averages it over the steps that measured it) and the trained weights differ from a run without it."""
+    import csv
+    import shutil
+
+    from safetensors.torch import load_file
+
+    attributes.save(attributes.LatentAttributes(frames=5), tmp_path / "attr")
+    weights = {}
+    for weight in (0.0, 1.0):
+        zoo_dir = tmp_path / f"zoo{weight}"
+        shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
+        base.main(
+            [
+                f"out_dir={tmp_path}/runs/attr{weight}",
+                f"zoo_dir={zoo_dir}",
+                f"cache={zoo}/cache.pt",
+                "cache_clips=8",
+                "max_steps=4",
+                "batch_size=4",
+                "low_res_steps=1",
+                "low_res_share=0.5",
+                "use_ema=false",
+                f"attribute_weight={weight}",
+                f"attribute_classifier={tmp_path}/attr",
+                *SMALL,
+                "log_every=2",
+            ]
+        )
+        weights[weight] = load_file(zoo_dir / "wan-tiny/transformer/diffusion_pytorch_model.safetensors")
+    rows = list(csv.DictReader((tmp_path / "runs/attr1.0/log.csv").open()))
+    assert len(rows) == 2 and all(float(r["low_res"]) == 0.5 and float(r["attribute_ce"]) > 0 for r in rows)
+    assert "attribute_ce" not in next(csv.DictReader((tmp_path / "runs/attr0.0/log.csv").open()))
+    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])
 
 
 def test_a_latent_cache_of_another_definition_is_refused_not_overwritten(tmp_path):

@@ -22,6 +22,9 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import PLAIN_BASELINE, logit_normal, noisy, velocity_target
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
+from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
+from trainers.attributes import cross_entropy, labels
+from trainers.attributes import load as load_attributes
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import cached
@@ -37,6 +40,7 @@ from trainers.zoo import (
     tiny_transformer,
     tokenize,
 )
+from world import parse
 
 
 @dataclasses.dataclass
@@ -66,6 +70,8 @@ class BaseConfig(TrainConfig):
     low_res_steps: int = 0  # the first this many steps train on the stage-1 clips (9×64×64, 48 tokens)
     low_res_share: float = 0.0  # ... and after them this share of the steps still does (keeps the skill)
     low_res_batch: int = 64  # batch size of a low-resolution step (a sample costs ~1/6 of a full one)
+    attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on x0
+    attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (trainers.attributes; full-resolution steps only)
 
 
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
@@ -132,6 +138,17 @@ def main(argv: list[str] | None = None) -> None:
         width=cfg.width,
     )
 
+    classifier = load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
+
+    def attribute_loss(x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor, captions: list[str]):
+        """The classifier's cross-entropy on the x0 estimate x − σ·v, mean over the captioned clips."""
+        captioned = [i for i, c in enumerate(captions) if c]
+        if not captioned:
+            return v.sum() * 0
+        x0_hat = (x - sigma.view(-1, 1, 1, 1, 1) * v)[captioned].float()
+        target = labels([parse(captions[i]) for i in captioned], run.device)
+        return cross_entropy(classifier(x0_hat), target).mean()
+
     def loss_fn(step: int):
         low = is_low_res(cfg, step)
         pool = single if step < cfg.single_object_steps else None
@@ -148,7 +165,12 @@ def main(argv: list[str] | None = None) -> None:
             loss = (w * err).mean() / w.mean()
         else:
             loss = err.mean()
-        return loss, {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
+        metrics = {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
+        if classifier is not None:  # full-resolution steps only (NaN: not measured, see Run.train)
+            extra = attribute_loss(x, sigma, v, captions) if not low else None
+            loss = loss + cfg.attribute_weight * extra if extra is not None else loss
+            metrics["attribute_ce"] = float(extra.detach()) if extra is not None else math.nan
+        return loss, metrics
 
     evaluate = None
     if cfg.eval_every:

@@ -173,8 +173,8 @@ class Run:
             mininterval=5,
             disable=not self.accelerator.is_main_process or os.environ.get("TQDM_DISABLE") == "1",
         )
-        running: dict[str, float] = {}
-        count = 0
+        running: dict[str, float] = {}  # metric sums since the last log row, and how many steps measured each
+        counts: dict[str, int] = {}
         try:
             self.model.train()
             while self.step < cfg.max_steps:
@@ -194,15 +194,19 @@ class Run:
                 self.step += 1
                 bar.update(1)
                 metrics = {"loss": float(self.accelerator.reduce(loss.detach(), "mean")), **metrics}
-                for k, v in metrics.items():
-                    running[k] = running.get(k, 0.0) + float(v)
-                count += 1
+                for k, v in metrics.items():  # a NaN metric is one this step does not measure
+                    if not math.isnan(float(v)):
+                        running[k] = running.get(k, 0.0) + float(v)
+                        counts[k] = counts.get(k, 0) + 1
+                    else:
+                        running.setdefault(k, 0.0)
+                        counts.setdefault(k, 0)
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     row = {
                         "step": self.step,
                         "minutes": round((time.time() - start) / 60, 3),
                         "lr": self.lr_at(self.step - 1),
-                        **{k: v / count for k, v in running.items()},
+                        **{k: v / counts[k] if counts[k] else math.nan for k, v in running.items()},
                     }
                     if writer is None:
                         writer = csv.DictWriter(log_file, fieldnames=list(row))
@@ -211,7 +215,7 @@ class Run:
                     writer.writerow(row)
                     log_file.flush()
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
-                    running, count = {}, 0
+                    running, counts = {}, {}
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
                 if curve and self.step % cfg.eval_every == 0:
