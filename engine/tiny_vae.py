@@ -9,8 +9,9 @@ the rest of the system relies on:
   `save_pretrained`/`from_pretrained` (ModelMixin + ConfigMixin) — the engine loads it like Wan's VAE.
 
 Each latent frame encodes one chunk of 4 frames (the first chunk is frame 0 repeated) with a 2D
-convolutional network over the stacked frames; no information crosses chunks, which keeps it fast and
-lets any temporal length decode.
+convolutional network over the stacked frames; no information crosses chunks in the encoder, which keeps
+it fast and lets any temporal length decode. The decoder may look at `decoder_context` neighbouring latent
+frames on either side (0 in the first zoo VAE, whose chunks then play as 4 near-identical frames).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
         scale_factor_spatial: int = 8,
         decoder_channels: tuple[int, int, int] | None = None,
         decoder_blocks: int | None = None,
+        decoder_context: int = 0,
     ):
         super().__init__()
         if latents_mean is None:
@@ -70,8 +72,10 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
         # the decoder may be lighter than the encoder (a faster decoder trained on the frozen encoder)
         c0, c1, c2 = decoder_channels or channels
         dec_blocks = blocks + 1 if decoder_blocks is None else decoder_blocks
+        # decoder_context = k: each latent frame is decoded with its k neighbours on either side (edge
+        # frames repeated), so the 4 frames of a chunk can follow the motion between chunks
         self.decoder = nn.Sequential(
-            nn.Conv2d(z_dim, c2, 3, padding=1),
+            nn.Conv2d(z_dim * (2 * decoder_context + 1), c2, 3, padding=1),
             *[_ResBlock(c2) for _ in range(dec_blocks)],
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(c2, c1, 3, padding=1),
@@ -115,7 +119,13 @@ class TinyWanVAE(ModelMixin, ConfigMixin):
     def decode(self, z: torch.Tensor, return_dict: bool = True):
         """Latents (B, z_dim, T, h, w) → video (B, 3, 4(T−1)+1, 8h, 8w), unclamped."""
         b, c, t, h, w = z.shape
-        x = self.decoder(z.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w))
+        k = self.config.decoder_context
+        if k:  # (B, C, T, h, w) → (B, (2k+1)·C, T, h, w): latent frames t−k … t+k stacked on channels
+            padded = torch.cat(
+                [z[:, :, :1].expand(-1, -1, k, -1, -1), z, z[:, :, -1:].expand(-1, -1, k, -1, -1)], 2
+            )
+            z = torch.cat([padded[:, :, i : i + t] for i in range(2 * k + 1)], 1)
+        x = self.decoder(z.permute(0, 2, 1, 3, 4).reshape(b * t, z.shape[1], h, w))
         x = F.pixel_shuffle(x, 4)  # (B·T, 12, H, W)
         x = x + self.refine(x)
         x = x.reshape(b, t, 3, TEMPORAL, x.shape[-2], x.shape[-1]).permute(0, 2, 1, 3, 4, 5)

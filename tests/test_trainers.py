@@ -100,6 +100,34 @@ def test_decoder_only_training_keeps_the_encoder_and_latent_statistics(zoo, tmp_
     assert light.decode(z).sample.shape == video.shape
 
 
+def test_a_decoder_with_temporal_context_sees_its_neighbours_and_starts_as_its_source(zoo, tmp_path):
+    """decoder_context=1: a chunk's 4 frames depend on the neighbouring latent frames (with 0 they cannot),
+    and a decoder widened from a trained one decodes exactly as it did before its finetune."""
+    z = torch.randn(1, 16, 5, 8, 8)
+    moved = z.clone()
+    moved[:, :, 3] += 1.0  # latent frame 3 holds video frames 9-12; chunk 2 (frames 5-8) is its neighbour
+    for context, changes in ((0, False), (1, True)):
+        torch.manual_seed(0)
+        net = TinyWanVAE(channels=(8, 16, 16), decoder_context=context).eval()
+        with torch.no_grad():
+            before, after = net.decode(z).sample, net.decode(moved).sample
+        assert before.shape == (1, 3, 17, 64, 64)
+        assert (not torch.allclose(before[:, :, 5:9], after[:, :, 5:9])) == changes
+
+    source = TinyWanVAE.from_pretrained(zoo / "zoo/shared/vae")
+    cfg = vae.VAEConfig(
+        init_from=str(zoo / "zoo/shared/vae"),
+        channels=source.config.channels,
+        decoder_blocks=source.config.decoder_blocks,
+        decoder_context=1,
+    )
+    widened = vae.build_vae(cfg)
+    assert widened.config.decoder_context == 1 and widened.decoder[0].weight.shape[1] == 3 * 16
+    with torch.no_grad():
+        assert torch.allclose(widened.decode(z).sample, source.decode(z).sample, atol=1e-6)
+    assert not any(p.requires_grad for p in widened.encoder.parameters())
+
+
 def test_logs_and_checkpoints_are_written_and_runs_resume(zoo):
     log = (zoo / "runs/base/log.csv").read_text().splitlines()
     assert log[0].startswith("step,minutes,lr,loss") and len(log) == 3

@@ -13,7 +13,9 @@ held-out PSNR on full-size clips is written to `<out_dir>/eval.json`.
 Decoder only: `init_from=assets/zoo/shared/vae` freezes that VAE's encoder (and keeps its latent
 statistics, so every transformer trained on its latents stays valid) and trains a decoder of
 `decoder_channels`/`decoder_blocks` against the real clips — a lighter, faster decoder, or, with the
-same sizes, a longer finetune of the existing one.
+same sizes, a longer finetune of the existing one. With a larger `decoder_context` (latent frames on
+either side the decoder sees) and the same sizes, the finetune starts from the existing decoder exactly
+(the neighbours' input weights start at zero) and learns to move objects inside each 4-frame chunk.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class VAEConfig(TrainConfig):
     channels: tuple[int, int, int] = (16, 96, 128)
     decoder_channels: tuple[int, ...] = ()  # () = the same widths as the encoder's `channels`
     decoder_blocks: int = 2
+    decoder_context: int = 0  # latent frames on either side the decoder sees (engine.tiny_vae)
     init_from: str = ""  # a VAE folder: train only a decoder on its frozen encoder
     edge_weight: float = 8.0
     latent_noise: float = 0.05
@@ -82,17 +85,40 @@ def random_crops(video: torch.Tensor, size: int, generator: torch.Generator) -> 
 def build_vae(cfg: VAEConfig) -> TinyWanVAE:
     """A fresh VAE of the config's sizes, or (init_from) one whose encoder and latent statistics come
     from an existing VAE and are frozen; its decoder is copied too when the sizes match."""
-    sizes = dict(decoder_channels=tuple(cfg.decoder_channels) or None, decoder_blocks=cfg.decoder_blocks)
+    sizes = dict(
+        decoder_channels=tuple(cfg.decoder_channels) or None,
+        decoder_blocks=cfg.decoder_blocks,
+        decoder_context=cfg.decoder_context,
+    )
     if not cfg.init_from:
         return TinyWanVAE(channels=tuple(cfg.channels), **sizes)
     source = TinyWanVAE.from_pretrained(cfg.init_from, torch_dtype=torch.float32)
-    vae = TinyWanVAE.from_config({**source.config, **sizes})  # same encoder sizes and latent statistics
+    # same encoder sizes and latent statistics; diffusers would reset the sizes a source config lacks
+    config = {k: v for k, v in source.config.items() if k != "_use_default_values"}
+    vae = TinyWanVAE.from_config({**config, **sizes})
     state, own = source.state_dict(), vae.state_dict()
-    same_decoder = own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
-    keep = state if same_decoder else {k: v for k, v in state.items() if k.startswith("encoder.")}
+    widened = widen_first_decoder_conv(
+        state, own, source.config.get("decoder_context", 0), cfg.decoder_context
+    )
+    same_decoder = own.keys() == widened.keys() and all(own[k].shape == widened[k].shape for k in own)
+    keep = widened if same_decoder else {k: v for k, v in state.items() if k.startswith("encoder.")}
     vae.load_state_dict(keep, strict=same_decoder)
     vae.encoder.requires_grad_(False)
     return vae
+
+
+def widen_first_decoder_conv(state: dict, own: dict, old_context: int, new_context: int) -> dict:
+    """A source decoder moved to a wider temporal context: its first convolution's weights go to the
+    centre frame's input channels and the neighbours' start at zero, so the new decoder starts out
+    decoding exactly as the source does and learns from there what the neighbours add."""
+    key = "decoder.0.weight"
+    if new_context <= old_context or key not in state or state[key].shape[2:] != own[key].shape[2:]:
+        return state
+    z_dim = state[key].shape[1] // (2 * old_context + 1)
+    weight = torch.zeros_like(own[key])
+    offset = (new_context - old_context) * z_dim
+    weight[:, offset : offset + state[key].shape[1]] = state[key]
+    return {**state, key: weight}
 
 
 def measure(vae: TinyWanVAE, cfg: VAEConfig, seed: int, split: str = "all") -> dict:
