@@ -147,6 +147,25 @@ def test_logs_and_checkpoints_are_written_and_runs_resume(zoo):
     assert len(log) == 4 and log[-1].startswith("3,")  # resumed at step 2, one more step
 
 
+def test_stop_at_ends_a_run_early_without_changing_its_schedule(zoo, tmp_path):
+    """stop_at=2 of max_steps=4, then the same command without it: the learning rates are those of one
+    uninterrupted 4-step run (so a run stopped by hand is reproducible by command)."""
+    import csv
+    import shutil
+
+    def lrs(name: str, *extra: str) -> list[float]:
+        shutil.copytree(zoo / "zoo/shared", tmp_path / name / "shared", dirs_exist_ok=True)
+        args = [f"out_dir={tmp_path}/runs/{name}", f"zoo_dir={tmp_path}/{name}", f"cache={zoo}/cache.pt"]
+        base.main([*args, "cache_clips=8", "max_steps=4", "warmup_steps=1", "batch_size=4", *SMALL, *extra])
+        return [float(r["lr"]) for r in csv.DictReader((tmp_path / f"runs/{name}/log.csv").open())]
+
+    stopped = lrs("split", "stop_at=2")
+    assert len(stopped) == 2
+    assert json.loads((tmp_path / "runs/split/state/step.json").read_text())["step"] == 2
+    whole = lrs("whole")
+    assert len(whole) == 4 and lrs("split") == whole
+
+
 def test_object_mask_finds_objects_on_plain_and_gradient_backgrounds():
     from trainers.base import object_mask
 

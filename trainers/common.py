@@ -59,6 +59,7 @@ class TrainConfig:
     eval_seed: int = 0  # ... drawn with this seed (prompt i sampled with seed eval_seed + i)
     eval_schedule: str = "0-0-20"  # ... at this (cheap) schedule
     lr_floor: float = 0.1  # the cosine decay ends at lr_floor × lr (1: constant after the warm-up)
+    stop_at: int = 0  # stop (saved, exported) at this step, the schedule still spanning max_steps (0: off)
 
 
 def parse_config(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
@@ -177,7 +178,8 @@ class Run:
         counts: dict[str, int] = {}
         try:
             self.model.train()
-            while self.step < cfg.max_steps:
+            last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+            while self.step < last:
                 if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
                     self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
                     break
@@ -201,7 +203,7 @@ class Run:
                     else:
                         running.setdefault(k, 0.0)
                         counts.setdefault(k, 0)
-                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                if self.step % cfg.log_every == 0 or self.step == last:
                     row = {
                         "step": self.step,
                         "minutes": round((time.time() - start) / 60, 3),
