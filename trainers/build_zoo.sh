@@ -7,17 +7,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 # 1. VAE, 2. wan-tiny (+ shared text encoder): recipe LW of trainers/README.md (shift 3, 3,500 low-resolution
-#    steps first, object weight 4; 231 training TFLOPs, ~1.8 CPU-hours at one thread)
+#    steps first, object weight 4; 231 training TFLOPs for its 6,000 steps, ~1.8 CPU-hours at one thread)
 $PY -m trainers.vae --max-minutes 45 max_steps=1800 ${VAE_ARGS:-}
 # 1b. a lighter, sharper decoder on the frozen encoder (same latents; replaces the decoder in place)
 $PY -m trainers.vae --max-minutes 60 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
     max_steps=4000 out_dir=runs/vae-decoder
-$PY -m trainers.base --max-minutes 150 max_steps=6000 cache_clips=12000 num_threads=1 sigma_shift=3 \
-    low_res_steps=3500 low_res_share=0.25 low_res_batch=64 object_weight=4 eval_every=500 ${BASE_ARGS:-}
+# 1c. the decoder sees its neighbouring latent frames (decoder_context=1), finetuned from 1b on the same frozen
+#     encoder: motion inside each 4-frame chunk (run as 800 steps, then resumed to 2,400)
+for steps in 800 2400; do
+    $PY -m trainers.vae --max-minutes 30 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
+        decoder_context=1 max_steps=$steps lr=5e-4 warmup_steps=20 num_threads=1 out_dir=runs/vae-ctx
+done
+LW="cache_clips=12000 sigma_shift=3 low_res_steps=3500 low_res_share=0.25 low_res_batch=64 object_weight=4 eval_every=500"
+$PY -m trainers.base --max-minutes 150 max_steps=6000 num_threads=1 $LW ${BASE_ARGS:-}
+# 2b. LW continued with a longer schedule: resumed to step 7,127 (schedule over 8,000), then to 8,500 (over
+#     14,000); stop_at reproduces where those runs were stopped. 393 training TFLOPs in all, ~3 CPU-hours
+$PY -m trainers.base max_steps=8000 stop_at=7127 num_threads=1 $LW ${BASE_ARGS:-}
+$PY -m trainers.base max_steps=14000 stop_at=8500 num_threads=1 $LW ${BASE_ARGS:-}
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 10% of the base's
-$PY -m trainers.pyramidalize --max-minutes 16 max_steps=680 cache_clips=12000 num_threads=1 ${PYR_ARGS:-}
-$PY -m trainers.pyramidalize --max-minutes 16 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
+#    23.0 TFLOPs = 5.8% of the base's
+$PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 ${PYR_ARGS:-}
+$PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
     variant=pyramidal-wan-tiny-latent out_dir=runs/pyramidal-wan-tiny-latent ${PYR_ARGS:-}
 # 4. step distillation (trainers/distill.py): DMD-PT* (shipped as pyramidal-wan-tiny-dmd), DMD-PT, DMD-OT,
 #    then the plain baseline and the adversarial variant, which keep the earlier settings (2 critic updates,
