@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"model": args.model, "n": args.n, "seed": args.seed, "sigmas": result}))
         return 0
-    print(
-        f"{args.model}, n = {args.n}: x0 estimates read as the caption says / as the clip is"
-    )
+    print(f"{args.model}, n = {args.n}: x0 estimates read as the caption says / as the clip is")
     for sigma, kinds in result.items():
         cells = [
             f"{kind} {field} {r['follows_caption']:.2f}/{r['follows_clip']:.2f}"

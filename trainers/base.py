@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> None:
             loss = err.mean()
         metrics = {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
         if classifier is not None:  # full-resolution steps only (NaN: not measured, see Run.train)
-            extra = attribute_loss(x, sigma, v, captions) if not low else None
-            loss = loss + cfg.attribute_weight * extra if extra is not None else loss
-            metrics["attribute_ce"] = float(extra.detach()) if extra is not None else math.nan
+            extra = None if low else attribute_loss(x, sigma, v, captions)
+            if extra is not None:
+                loss = loss + cfg.attribute_weight * extra
+            metrics["attribute_ce"] = math.nan if extra is None else float(extra.detach())
         return loss, metrics
 
     evaluate = None
