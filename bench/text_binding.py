@@ -51,7 +51,7 @@ def swapped(attrs: ClipAttributes, field: str, rng: np.random.Generator) -> Clip
 @torch.no_grad()
 def text_binding(model, n: int = 32, sigmas=(0.9, 0.8, 0.7), seed: int = 0) -> dict:
     """{sigma: {caption kind: {"shape"|"motion": {"follows_caption", "follows_clip"}}}} (see module doc)."""
-    from trainers.zoo import velocity
+    from engine.sampling import cfg_denoiser
 
     probe = load_probe()
     attrs = [parse(p) for p in default_prompts(n, seed)]
@@ -66,8 +66,9 @@ def text_binding(model, n: int = 32, sigmas=(0.9, 0.8, 0.7), seed: int = 0) -> d
         x = (1 - sigma) * z + sigma * eps
         out[sigma] = {}
         for kind, described in captions.items():
-            v = velocity(model.transformer, x.to(model.dtype), torch.full((n,), sigma), embeddings[kind])
-            read = probe.predict(model.decode(x - sigma * v.float()))
+            denoise = cfg_denoiser(model.transformer, embeddings[kind], None, 1.0)  # conditional velocity
+            v = denoise(x.to(model.dtype), sigma, model.card.num_stages - 1).float()
+            read = probe.predict(model.decode(x - sigma * v))
             out[sigma][kind] = {}
             for field in SWAPS:
                 got = np.array([HEADS[field][int(i)] for i in read[field]])

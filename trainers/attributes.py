@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainers.common import Run, TrainConfig, parse_config
+from trainers.common import Run, TrainConfig, parse_config, unwrap
 from trainers.data import cached
 from trainers.zoo import SHARED_DIR, load_vae
 from world.attributes import BACKGROUNDS, COLORS, MOTIONS, SHAPES, ClipAttributes
@@ -167,15 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         return cross_entropy(run.model(z), target).mean(), {}
 
     run.train(loss_fn)
-    held = accuracy(unwrap_model(run), full[n_train:], data.attributes[n_train:])
+    trained = unwrap(run).eval()
+    held = accuracy(trained, full[n_train:], data.attributes[n_train:])
     print(f"held-out accuracy: {held}")
-    print(
-        f"exported {save(unwrap_model(run), cfg.export_dir, {'held_out_accuracy': held, 'steps': run.step})}"
-    )
-
-
-def unwrap_model(run: Run) -> LatentAttributes:
-    return run.accelerator.unwrap_model(run.model).eval()
+    print(f"exported {save(trained, cfg.export_dir, {'held_out_accuracy': held, 'steps': run.step})}")
 
 
 if __name__ == "__main__":
