@@ -280,6 +280,20 @@ def test_a_latent_cache_of_another_definition_is_refused_not_overwritten(tmp_pat
     assert path.stat().st_mtime_ns == before
 
 
+def test_a_cache_built_by_several_processes_equals_the_one_built_by_one(zoo):
+    from trainers.data import build_cache
+    from trainers.zoo import load_vae
+
+    shared = load_vae(zoo / "zoo/shared")
+    kwargs = dict(clips=10, seed=3, frames=17, height=64, width=64, chunk=4, log_every=0)
+    one, two = build_cache(shared, **kwargs), build_cache(shared, workers=2, **kwargs)
+    assert len(one) == len(two) == 10  # three chunks: 4, 4 and 2 clips, in order
+    assert all(torch.equal(a, b) for a, b in zip(one.latents, two.latents, strict=True))
+    assert [a.to_dict() for a in one.attributes] == [a.to_dict() for a in two.attributes]
+    other = build_cache(shared, **{**kwargs, "seed": 4})
+    assert not torch.equal(one.latents[-1], other.latents[-1])  # the seed reaches every chunk
+
+
 def test_low_resolution_curriculum_schedule_counts_its_steps():
     cfg = base.BaseConfig(low_res_steps=3, low_res_share=0.25)
     flags = [base.is_low_res(cfg, s) for s in range(11)]

@@ -50,6 +50,7 @@ class BaseConfig(TrainConfig):
     zoo_dir: str = str(ZOO_DIR)  # variants are exported to zoo_dir/<variant>, shared parts to zoo_dir/shared
     cache: str = "runs/cache/train-17x128x128.pt"
     cache_clips: int = 12000
+    cache_workers: int = 1  # processes that build a missing cache (≈ 20 min for 12,000 clips in one)
     frames: int = 17
     height: int = 128
     width: int = 128
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         frames=cfg.frames,
         height=cfg.height,
         width=cfg.width,
+        workers=cfg.cache_workers,
     )
     data.caption_dropout, data.seed = cfg.caption_dropout, cfg.seed
     tokenizer = tiny_tokenizer()
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
     run = Run(cfg, model)
+    vae.to(run.device)  # the learning curve decodes with it (the cache was built on the CPU)
     geometry = stage_geometry(cfg.frames, cfg.height, cfg.width)
     size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
     # forward + backward ≈ 3 forwards, per step at full and at low resolution (the stage below full)
