@@ -509,6 +509,59 @@ def test_pyramid_targets_follow_design():
             assert torch.allclose(end, y[k], atol=1e-5)
 
 
+def test_the_clean_estimate_the_classifier_reads_is_each_stages_clean_latent_upsampled():
+    """With the exact velocity, full_resolution_clean returns R↑…R↑(Y_k) at every stage: the middle stage
+    needs κ and U (DESIGN §6a); x − σ·v alone misses there by (1 − κ)·(U − Y) (checked below)."""
+    from trainers.pyramidalize import full_resolution_clean
+
+    g = stage_geometry(17, 64, 64, latent_channels=4)
+    y = [torch.randn(3, 4, *s.latent_shape[1:]) for s in g.stages]
+    for k in range(3):
+        x, sigma, target = pyramid_sample(y, k, g, torch.Generator().manual_seed(k))
+        expected = y[k]
+        for j in range(k, 2):
+            expected = upsample(expected, temporal=g.stages[j].temporal_halved)
+        got = full_resolution_clean(x, target, sigma, y, k, g)
+        assert got.shape == y[-1].shape and torch.allclose(got, expected, atol=1e-4)
+        naive = x - sigma.view(-1, 1, 1, 1, 1) * target
+        assert torch.allclose(naive, y[k], atol=1e-4) == (k != 1)  # κ ≠ 1 only at the middle stage
+
+
+def test_pyramidal_attribute_loss_is_logged_on_the_top_two_stages_and_changes_training(zoo, tmp_path):
+    import csv
+    import shutil
+
+    from safetensors.torch import load_file
+
+    attributes.save(attributes.LatentAttributes(frames=5), tmp_path / "attr")
+    weights = {}
+    for weight in (0.0, 1.0):
+        zoo_dir = tmp_path / f"zoo{weight}"
+        shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
+        shutil.copytree(zoo / "zoo/wan-tiny", zoo_dir / "wan-tiny")
+        pyramidalize.main(
+            [
+                f"out_dir={tmp_path}/runs/pyr{weight}",
+                f"zoo_dir={zoo_dir}",
+                f"cache={zoo}/cache.pt",
+                "cache_clips=8",
+                "max_steps=2",
+                "batch_size=6",
+                "use_ema=false",
+                f"attribute_weight={weight}",
+                f"attribute_classifier={tmp_path}/attr",
+                *SMALL,
+            ]
+        )
+        weights[weight] = load_file(
+            zoo_dir / "pyramidal-wan-tiny/transformer/diffusion_pytorch_model.safetensors"
+        )
+    row = next(csv.DictReader((tmp_path / "runs/pyr1.0/log.csv").open()))
+    assert float(row["attribute_ce1"]) > 0 and float(row["attribute_ce2"]) > 0 and "attribute_ce0" not in row
+    assert "attribute_ce2" not in next(csv.DictReader((tmp_path / "runs/pyr0.0/log.csv").open()))
+    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])
+
+
 def test_split_batch():
     assert split_batch(32, (1, 2, 1)) == [8, 16, 8]
     assert split_batch(3, (1, 2, 1)) == [1, 1, 1] and split_batch(5, (1, 2, 1)) == [2, 2, 1]

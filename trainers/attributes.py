@@ -33,6 +33,7 @@ from torch import nn
 from trainers.common import Run, TrainConfig, parse_config, unwrap
 from trainers.data import cached
 from trainers.zoo import SHARED_DIR, load_vae
+from world import parse
 from world.attributes import BACKGROUNDS, COLORS, MOTIONS, SHAPES, ClipAttributes
 
 HEADS: dict[str, tuple[str, ...]] = {
@@ -85,6 +86,17 @@ def cross_entropy(logits: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     """Mean over heads of each head's cross-entropy (one number per clip: (B,))."""
     per_head = [F.cross_entropy(logits[k], target[k], reduction="none") for k in HEADS]
     return torch.stack(per_head).mean(0)
+
+
+def caption_loss(classifier: LatentAttributes, x0: torch.Tensor, captions: list[str]) -> torch.Tensor | None:
+    """The classifier's cross-entropy between clean full-resolution latents x0 (B, C, T, H, W) and what
+    their captions say, mean over the captioned clips (an empty caption is a dropped one); None if none.
+    The trainers' attribute loss: a direct signal that a clean estimate must show what the caption says."""
+    captioned = [i for i, c in enumerate(captions) if c]
+    if not captioned:
+        return None
+    target = labels([parse(captions[i]) for i in captioned], x0.device)
+    return cross_entropy(classifier(x0[captioned].float()), target).mean()
 
 
 def degrade(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

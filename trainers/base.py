@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from engine.flops import TERA, TransformerSize, forward_flops
-from engine.flow import PLAIN_BASELINE, logit_normal, noisy, velocity_target
+from engine.flow import PLAIN_BASELINE, clean_estimate, logit_normal, noisy, velocity_target
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
-from trainers.attributes import cross_entropy, labels
+from trainers.attributes import caption_loss
 from trainers.attributes import load as load_attributes
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
@@ -40,7 +40,6 @@ from trainers.zoo import (
     tiny_transformer,
     tokenize,
 )
-from world import parse
 
 
 @dataclasses.dataclass
@@ -143,15 +142,6 @@ def main(argv: list[str] | None = None) -> None:
 
     classifier = load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
 
-    def attribute_loss(x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor, captions: list[str]):
-        """The classifier's cross-entropy on the x0 estimate x − σ·v, mean over the captioned clips."""
-        captioned = [i for i, c in enumerate(captions) if c]
-        if not captioned:
-            return v.sum() * 0
-        x0_hat = (x - sigma.view(-1, 1, 1, 1, 1) * v)[captioned].float()
-        target = labels([parse(captions[i]) for i in captioned], run.device)
-        return cross_entropy(classifier(x0_hat), target).mean()
-
     def loss_fn(step: int):
         low = is_low_res(cfg, step)
         pool = single if step < cfg.single_object_steps else None
@@ -170,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             loss = err.mean()
         metrics = {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
         if classifier is not None:  # full-resolution steps only (NaN: not measured, see Run.train)
-            extra = None if low else attribute_loss(x, sigma, v, captions)
+            x0_hat = clean_estimate(x, v, sigma.view(-1, 1, 1, 1, 1))
+            extra = None if low else caption_loss(classifier, x0_hat, captions)
             if extra is not None:
                 loss = loss + cfg.attribute_weight * extra
             metrics["attribute_ce"] = math.nan if extra is None else float(extra.detach())

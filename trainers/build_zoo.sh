@@ -20,12 +20,28 @@ for steps in 800 2400; do
 done
 LW="cache_clips=12000 sigma_shift=3 low_res_steps=3500 low_res_share=0.25 low_res_batch=64 object_weight=4 eval_every=500"
 $PY -m trainers.base --max-minutes 150 max_steps=6000 num_threads=1 $LW ${BASE_ARGS:-}
-# 2b. LW continued with a longer schedule: resumed to step 7,127 (schedule over 8,000), then to 8,500 (over
-#     14,000); stop_at reproduces where those runs were stopped. 393 training TFLOPs in all, ~3 CPU-hours
+# 2b. LW continued with a longer schedule to step 7,127 (schedule over 8,000; stop_at reproduces where that
+#     run was stopped): 304 training TFLOPs in all
 $PY -m trainers.base max_steps=8000 stop_at=7127 num_threads=1 $LW ${BASE_ARGS:-}
-$PY -m trainers.base max_steps=14000 stop_at=8500 num_threads=1 $LW ${BASE_ARGS:-}
+# 2c. the latent attribute classifier that recipe LA's loss reads (trainers/attributes.py, ~12 min)
+$PY -m trainers.attributes
+# 2d. recipe LA: + the attribute loss (weight 0.5) from LW's step 7,127, a fresh optimizer and a 6,000-step
+#     schedule, stopped at 2,773 steps (+179 TFLOPs); then LA continued (LB) with a fresh 3,000-step schedule
+#     at attribute weight 1.5 (+194 TFLOPs). Each stage starts from the exported weights of the one before,
+#     in its own zoo folder; the last one is copied into assets/zoo (wan-tiny and the shared text encoder)
+LA="cache_clips=12000 num_threads=1 sigma_shift=3 object_weight=4 low_res_share=0.25 eval_every=500 lr=5e-4"
+copy() { mkdir -p "$2" && cp -r "$1"/. "$2"/; }  # folder contents, so that a rerun copies over, not into
+[ -d runs/zoo-lw7127/wan-tiny ] || {  # LW's step 7,127 as exported by 2b (assets/zoo holds LB after a full build)
+    copy assets/zoo/wan-tiny runs/zoo-lw7127/wan-tiny && copy assets/zoo/shared runs/zoo-lw7127/shared; }
+copy assets/zoo/shared runs/zoo-la/shared
+$PY -m trainers.base max_steps=6000 stop_at=2773 attribute_weight=0.5 $LA init_from=runs/zoo-lw7127/wan-tiny \
+    out_dir=runs/lane-la zoo_dir=runs/zoo-la ${BASE_ARGS:-}
+copy runs/zoo-la/shared runs/zoo-lb/shared
+$PY -m trainers.base max_steps=3000 warmup_steps=100 attribute_weight=1.5 $LA init_from=runs/zoo-la/wan-tiny \
+    out_dir=runs/lane-lb zoo_dir=runs/zoo-lb ${BASE_ARGS:-}
+copy runs/zoo-lb/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-lb/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 5.8% of the base's
+#    23.0 TFLOPs = 3.4% of the base's 677
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 ${PYR_ARGS:-}
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
     variant=pyramidal-wan-tiny-latent out_dir=runs/pyramidal-wan-tiny-latent ${PYR_ARGS:-}

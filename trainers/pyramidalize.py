@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from engine.flops import TERA, TransformerSize, forward_flops
-from engine.flow import masked_text, pyramid_point
+from engine.flow import masked_text, pyramid_point, stage_clean
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
+from engine.transitions import upsample
 from engine.zoo import ModelRegistry
+from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
+from trainers.attributes import caption_loss
+from trainers.attributes import load as load_attributes
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import FolderClips, cached
@@ -60,6 +65,8 @@ class PyramidalizeConfig(TrainConfig):
     warmup_steps: int = 50
     num_threads: int = 1
     eval_schedule: str = "10-10-5"  # learning curve (eval_every > 0): pyramidal sampling, half length
+    attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on the
+    attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... top two stages' clean estimates (procedural data)
 
 
 def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
@@ -90,6 +97,20 @@ def pyramid_sample(
     eps = torch.randn(y_k.shape, generator=generator).to(y_k)
     rho = torch.rand(y_k.shape[0], generator=generator).to(y_k)
     return pyramid_point(y, k, geometry, eps, rho)
+
+
+def full_resolution_clean(
+    x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, y: list[torch.Tensor], k: int, geometry
+) -> torch.Tensor:
+    """Stage k's clean estimate Ŷ_k (DESIGN §6a, U from the lower stage's clean latent as in training),
+    brought to full resolution by R↑ at every stage above it: what the attribute classifier reads."""
+    stage = geometry.stages[k]
+    sigma_start = 1.0 if k == 0 else stage.sigma_start
+    lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
+    out = stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), sigma_start, stage.sigma_end)
+    for j in range(k, geometry.num_stages - 1):
+        out = upsample(out, temporal=geometry.stages[j].temporal_halved)
+    return out
 
 
 def main(argv: list[str] | None = None) -> Run:
@@ -133,6 +154,11 @@ def main(argv: list[str] | None = None) -> Run:
     teacher.to(run.device)
     if not cfg.shards_dir:
         text_encoder.to(run.device)
+    classifier = None
+    if cfg.attribute_weight:
+        if cfg.shards_dir or cfg.data_dir:
+            raise ValueError("attribute_weight needs the procedural data (its captions name the attributes)")
+        classifier = load_attributes(cfg.attribute_classifier).to(run.device)
     sizes = split_batch(cfg.batch_size, tuple(cfg.stage_ratio))
     size = TransformerSize.from_config(dict(teacher.config), text_len=base.card.max_sequence_length)
     step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / TERA
@@ -163,6 +189,14 @@ def main(argv: list[str] | None = None) -> Run:
                 dist = F.mse_loss(v.float(), v_teacher.float())
                 metrics[f"distill{k}"] = float(dist.detach())
                 loss_k = loss_k + cfg.distill_weight * dist
+            # the top two stages: the classifier reads the middle one's motion and colour once upsampled
+            # (shape poorly), the lowest one not at all (trainers/README.md)
+            if classifier is not None and k >= geometry.num_stages - 2:
+                x0_hat = full_resolution_clean(x, v, sigma.to(run.device), y, k, geometry)
+                extra = caption_loss(classifier, x0_hat, texts[rows])
+                if extra is not None:
+                    loss_k = loss_k + cfg.attribute_weight * extra
+                metrics[f"attribute_ce{k}"] = math.nan if extra is None else float(extra.detach())
             losses.append(n * loss_k)
         # clips in this optimizer step over all processes (each rank draws its own batch_size)
         metrics["clips"] = float(acc.gather(torch.tensor([len(texts)], device=run.device)).sum())
