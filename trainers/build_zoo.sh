@@ -41,9 +41,12 @@ $PY -m trainers.base max_steps=3000 warmup_steps=100 attribute_weight=1.5 $LA in
     out_dir=runs/lane-lb zoo_dir=runs/zoo-lb ${BASE_ARGS:-}
 copy runs/zoo-lb/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-lb/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 3.4% of the base's 677
-$PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 ${PYR_ARGS:-}
+#    23.0 TFLOPs = 3.4% of the base's 677, with the base's attribute loss on the top two stages (without it
+#    the finetune washes out the base's shape and motion binding: trainers/README.md)
+$PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
+    ${PYR_ARGS:-}
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
+    attribute_weight=1.5 \
     variant=pyramidal-wan-tiny-latent out_dir=runs/pyramidal-wan-tiny-latent ${PYR_ARGS:-}
 # 4. step distillation (trainers/distill.py): DMD-PT* (shipped as pyramidal-wan-tiny-dmd), DMD-PT, DMD-OT,
 #    then the plain baseline and the adversarial variant, which keep the earlier settings (2 critic updates,
