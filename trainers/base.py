@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             loss = err.mean()
         metrics = {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
         if classifier is not None:  # full-resolution steps only (NaN: not measured, see Run.train)
-            x0_hat = clean_estimate(x, v, sigma.view(-1, 1, 1, 1, 1))
-            extra = None if low else caption_loss(classifier, x0_hat, captions)
+            x0_hat = None if low else clean_estimate(x, v, sigma.view(-1, 1, 1, 1, 1))
+            extra = None if x0_hat is None else caption_loss(classifier, x0_hat, captions)
             if extra is not None:
                 loss = loss + cfg.attribute_weight * extra
             metrics["attribute_ce"] = math.nan if extra is None else float(extra.detach())
