@@ -21,6 +21,7 @@ import torch
 from engine.flow import guidance_mix, plain_counts, stage_clean, stage_point, timestep
 from engine.pyramid import PyramidGeometry
 from engine.schedule import schedule_sigmas
+from engine.step_invariants import StepInvariants
 from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump, upsample
 
 STEP_RULES = ("euler", "x0")
@@ -60,7 +61,9 @@ def cfg_denoiser(
 
     Conditional and unconditional passes run as one batch; the timestep is t = 1000·σ, the *true* noise
     level of the input at every stage (DESIGN §3). Each stage gets its own diffusers cache context, since
-    cache hooks break when the resolution changes inside one context (DESIGN §10).
+    cache hooks break when the resolution changes inside one context (DESIGN §10). The prompt's
+    projections and the rotary tables are computed once per run, not once per step
+    (engine.step_invariants); the returned denoiser carries that cache as `.invariants`.
     """
     use_cfg = uncond is not None and guidance != 1.0
     context = cond if not use_cfg else torch.cat([cond, uncond])
@@ -69,13 +72,14 @@ def cfg_denoiser(
     device = param.device if param.device.type != "meta" else torch.device("cpu")
     # only a transformer with diffusers cache hooks enabled needs a context (entering one costs ~0.1 ms)
     cache_context = transformer.cache_context if getattr(transformer, "is_cache_enabled", False) else None
+    invariants = StepInvariants(transformer)
 
     def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
         b = x.shape[0]
         inp = torch.cat([x, x]) if use_cfg else x
         t = torch.full((inp.shape[0],), timestep(sigma), device=device, dtype=torch.float32)
         ctx = cache_context(f"stage{stage}") if cache_context is not None else nullcontext()
-        with torch.no_grad(), ctx:
+        with torch.no_grad(), ctx, invariants:
             v = transformer(
                 hidden_states=inp.to(device, param.dtype),
                 timestep=t,
@@ -86,6 +90,7 @@ def cfg_denoiser(
             v = guidance_mix(v[:b], v[b:], guidance)
         return v
 
+    denoise.invariants = invariants
     return denoise
 
 
