@@ -510,9 +510,11 @@ def test_pyramid_targets_follow_design():
 
 
 def test_the_clean_estimate_the_classifier_reads_is_each_stages_clean_latent_upsampled():
-    """With the exact velocity, full_resolution_clean returns R↑…R↑(Y_k) at every stage: the middle stage
-    needs κ and U (DESIGN §6a); x − σ·v alone misses there by (1 − κ)·(U − Y) (checked below)."""
-    from trainers.pyramidalize import full_resolution_clean
+    """With the exact velocity, stage_clean_estimate returns Y_k at every stage and full_resolution
+    R↑…R↑(Y_k): the middle stage needs κ and U (DESIGN §6a); x − σ·v alone misses there by
+    (1 − κ)·(U − Y) (checked below)."""
+    from trainers.attributes import full_resolution
+    from trainers.pyramidalize import stage_clean_estimate
 
     g = stage_geometry(17, 64, 64, latent_channels=4)
     y = [torch.randn(3, 4, *s.latent_shape[1:]) for s in g.stages]
@@ -521,7 +523,7 @@ def test_the_clean_estimate_the_classifier_reads_is_each_stages_clean_latent_ups
         expected = y[k]
         for j in range(k, 2):
             expected = upsample(expected, temporal=g.stages[j].temporal_halved)
-        got = full_resolution_clean(x, target, sigma, y, k, g)
+        got = full_resolution(stage_clean_estimate(x, target, sigma, y, k, g), k, g)
         assert got.shape == y[-1].shape and torch.allclose(got, expected, atol=1e-4)
         naive = x - sigma.view(-1, 1, 1, 1, 1) * target
         assert torch.allclose(naive, y[k], atol=1e-4) == (k != 1)  # κ ≠ 1 only at the middle stage
@@ -772,6 +774,43 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     request = make_request(model, prompt, frames=17, height=64, width=64)
     assert request.step_rule == "x0" and request.guidance == 1.0
     assert run(model, request).frames.shape == (17, 64, 64, 3)
+
+
+def test_distill_attribute_loss_reads_the_generators_clean_estimate_and_changes_training(zoo, tmp_path):
+    """attribute_weight adds the latent classifier's cross-entropy on x̂0 (the top two stages; 0-1-1 trains
+    only those), logged as attribute_ce; the same run without it ends with other weights."""
+    import csv
+
+    from safetensors.torch import load_file
+
+    from trainers import distill
+
+    attributes.save(attributes.LatentAttributes(frames=5), tmp_path / "attr")
+    weights = {}
+    for weight in (0.0, 1.0):
+        variant = f"dmd-attr{weight}"
+        distill.main(
+            [
+                f"out_dir={tmp_path}/runs/{variant}",
+                f"zoo_dir={zoo}/zoo",
+                f"variant={variant}",
+                "schedule=0-1-1",
+                "pairs=2",
+                "pair_schedule=0-1-1",
+                "batch_size=2",
+                "max_steps=2",
+                "critic_updates=1",
+                "log_every=1",
+                "use_ema=false",
+                f"attribute_weight={weight}",
+                f"attribute_classifier={tmp_path}/attr",
+            ]
+        )
+        weights[weight] = load_file(zoo / f"zoo/{variant}/transformer/diffusion_pytorch_model.safetensors")
+    rows = list(csv.DictReader((tmp_path / "runs/dmd-attr1.0/log.csv").open()))
+    assert len(rows) == 2 and all(float(r["attribute_ce"]) > 0 for r in rows)
+    assert "attribute_ce" not in next(csv.DictReader((tmp_path / "runs/dmd-attr0.0/log.csv").open()))
+    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])
 
 
 def test_ot_teacher_finetune_is_its_own_resumable_run(zoo):

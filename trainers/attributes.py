@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from engine.transitions import upsample
 from trainers.common import Run, TrainConfig, parse_config, unwrap
 from trainers.data import cached
 from trainers.zoo import SHARED_DIR, load_vae
@@ -97,6 +98,23 @@ def caption_loss(classifier: LatentAttributes, x0: torch.Tensor, captions: list[
         return None
     target = labels([parse(captions[i]) for i in captioned], x0.device)
     return cross_entropy(classifier(x0[captioned].float()), target).mean()
+
+
+def full_resolution(y: torch.Tensor, k: int, geometry) -> torch.Tensor:
+    """Stage k's latent brought to the full resolution by R↑ through every stage above it (the classifier
+    reads full-resolution latents only)."""
+    for j in range(k, geometry.num_stages - 1):
+        y = upsample(y, temporal=geometry.stages[j].temporal_halved)
+    return y
+
+
+def stage_caption_loss(classifier, y: torch.Tensor, k: int, geometry, captions: list[str]) -> torch.Tensor | None:
+    """`caption_loss` on stage k's clean estimate y, read at full resolution — only for the top two
+    stages: the classifier reads an upsampled middle stage's motion and colour (shape poorly), the lowest
+    stage's not at all (trainers/README.md), so there it returns None as for uncaptioned clips."""
+    if k < geometry.num_stages - 2:
+        return None
+    return caption_loss(classifier, full_resolution(y, k, geometry), captions)
 
 
 def degrade(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

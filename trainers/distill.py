@@ -37,6 +37,9 @@ they share (pairs, the unroll, renoising, the regression term, FLOPs):
   clips (the latent cache, their own lower stage) from renoised generator samples (their own lower
   stage), both through the same `renoise`; hinge loss; generator loss λ_adv·adv + λ_rec·rec. Pyramidal
   path when the teacher is pyramidal, plain otherwise.
+`attribute_weight` > 0 adds, for every method, the latent attribute classifier's cross-entropy between
+x̂0 and its pair's caption (top two stages; trainers/attributes.py), as the base and the pyramidal
+finetune do: without it distillation has nothing that rewards following the shape and motion words.
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
@@ -56,6 +59,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +83,9 @@ from engine.sampling import cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import upsample
 from engine.zoo import ModelRegistry
+from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
+from trainers.attributes import load as load_attributes
+from trainers.attributes import stage_caption_loss
 from trainers.common import Run, TrainConfig, parse_config, set_threads, unwrap
 from trainers.data import cached
 from trainers.zoo import export_variant, tiny_card, velocity
@@ -118,6 +125,8 @@ class DistillConfig(TrainConfig):
     num_threads: int = 1
     lora_rank: int = 0  # > 0: LoRA adapters of this rank train instead of the whole generator
     lora_alpha: float = 0.0  # LoRA scale numerator; 0: the rank (scale 1)
+    attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on x̂0
+    attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
 
 
 class _Reached(Exception):
@@ -246,6 +255,7 @@ class Distillation:
         self.stage_tflops = [forward_flops(s.tokens, size) / TERA for s in geometry.stages]
         self.tflops = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.classifier = load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
 
     # the generator's own sampling ------------------------------------------------------------------
 
@@ -313,6 +323,17 @@ class Distillation:
     def regression(self, t: Trained) -> torch.Tensor:
         """x̂0 against the teacher's own clean estimate at the end of the same stage, same noise."""
         return F.mse_loss(t.x0, self.pairs["stage_outputs"][t.k][t.rows])
+
+    def with_attribute(self, t: Trained, loss: torch.Tensor, metrics: dict) -> torch.Tensor:
+        """loss + attribute_weight × the latent classifier's cross-entropy between x̂0 and the pairs'
+        captions (trainers/attributes.py; the top two stages only): the same signal that keeps the base's
+        and the pyramid's shape and motion binding, here so that distillation does not wash it out."""
+        if self.classifier is None:
+            return loss
+        captions = [self.pairs["captions"][i] for i in t.rows.tolist()]
+        extra = stage_caption_loss(self.classifier, t.x0, t.k, self.geometry, captions)
+        metrics["attribute_ce"] = math.nan if extra is None else float(extra.detach())
+        return loss if extra is None else loss + self.cfg.attribute_weight * extra
 
     def count_flops(self, t: Trained, forwards_at_k: int) -> float:
         """Training TFLOPs so far: the unroll's forwards, then `forwards_at_k` forwards at stage k."""
@@ -401,6 +422,7 @@ class PlainDMD(Distillation):
             reg = self.regression(t)
             metrics["reg"] = float(reg.detach())
             loss = loss + cfg.reg_weight * reg
+        loss = self.with_attribute(t, loss, metrics)
         # forwards at stage k: generator 3 (fwd + bwd), critic 3 per update + 1, teacher 1 or 2 (CFG)
         forwards = 3 + 3 * cfg.critic_updates + 1 + (2 if cfg.guidance != 1.0 else 1)
         metrics["train_tflops"] = self.count_flops(t, forwards)
@@ -474,7 +496,7 @@ class Adversarial(Distillation):
         metrics["train_tflops"] = self.count_flops(t, forwards)
         if step and step % cfg.checkpoint_every == 0:
             self.save()
-        return cfg.adv_weight * adv + cfg.rec_weight * rec, metrics
+        return self.with_attribute(t, cfg.adv_weight * adv + cfg.rec_weight * rec, metrics), metrics
 
     def save(self) -> None:
         self.critic.save()

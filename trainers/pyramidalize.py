@@ -32,7 +32,7 @@ from engine.pyramid import stage_geometry
 from engine.transitions import upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
-from trainers.attributes import caption_loss
+from trainers.attributes import stage_caption_loss
 from trainers.attributes import load as load_attributes
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
@@ -99,18 +99,15 @@ def pyramid_sample(
     return pyramid_point(y, k, geometry, eps, rho)
 
 
-def full_resolution_clean(
+def stage_clean_estimate(
     x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, y: list[torch.Tensor], k: int, geometry
 ) -> torch.Tensor:
-    """Stage k's clean estimate Ŷ_k (DESIGN §6a, U from the lower stage's clean latent as in training),
-    brought to full resolution by R↑ at every stage above it: what the attribute classifier reads."""
+    """Stage k's clean estimate Ŷ_k at its own resolution (DESIGN §6a, U from the lower stage's clean
+    latent as in training): what the attribute loss reads (through `stage_caption_loss`)."""
     stage = geometry.stages[k]
     sigma_start = 1.0 if k == 0 else stage.sigma_start
     lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
-    out = stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), sigma_start, stage.sigma_end)
-    for j in range(k, geometry.num_stages - 1):
-        out = upsample(out, temporal=geometry.stages[j].temporal_halved)
-    return out
+    return stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), sigma_start, stage.sigma_end)
 
 
 def main(argv: list[str] | None = None) -> Run:
@@ -189,11 +186,10 @@ def main(argv: list[str] | None = None) -> Run:
                 dist = F.mse_loss(v.float(), v_teacher.float())
                 metrics[f"distill{k}"] = float(dist.detach())
                 loss_k = loss_k + cfg.distill_weight * dist
-            # the top two stages: the classifier reads the middle one's motion and colour once upsampled
-            # (shape poorly), the lowest one not at all (trainers/README.md)
+            # the top two stages only (stage_caption_loss says why)
             if classifier is not None and k >= geometry.num_stages - 2:
-                x0_hat = full_resolution_clean(x, v, sigma.to(run.device), y, k, geometry)
-                extra = caption_loss(classifier, x0_hat, texts[rows])
+                y_hat = stage_clean_estimate(x, v, sigma.to(run.device), y, k, geometry)
+                extra = stage_caption_loss(classifier, y_hat, k, geometry, texts[rows])
                 if extra is not None:
                     loss_k = loss_k + cfg.attribute_weight * extra
                 metrics[f"attribute_ce{k}"] = math.nan if extra is None else float(extra.detach())
