@@ -15,6 +15,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIRS_ENV = "PYRAMIDALWAN_MODEL_DIRS"
+# Hub repositories (comma-separated ids) already in this machine's Hugging Face cache: on a Space, the
+# ones its README front matter lists under `preload_from_hub` (downloaded when the Space is built).
+HUB_MODELS_ENV = "PYRAMIDALWAN_HUB_MODELS"
 OUTPUTS_ENV = "PYRAMIDALWAN_OUTPUTS"
 # Memory modes of the models the app loads (engine/memory.py), as `python -m engine generate` takes them.
 OFFLOAD_ENV = "PYRAMIDALWAN_OFFLOAD"  # none | model | sequential
@@ -52,14 +55,20 @@ class AppConfig:
         return MemoryMode(self.offload, self.text_encoder_cpu, self.vae_tiling, self.vae_slicing)
 
     @classmethod
-    def from_env(cls, extra_model_dirs: list[str] | None = None, **overrides) -> AppConfig:
-        """Model folders from $PYRAMIDALWAN_MODEL_DIRS (os.pathsep-separated) plus `extra_model_dirs`;
+    def from_env(
+        cls, extra_model_dirs: list[str] | None = None, hub_models: list[str] | None = None, **overrides
+    ) -> AppConfig:
+        """Model folders from $PYRAMIDALWAN_MODEL_DIRS (os.pathsep-separated) plus `extra_model_dirs`, then
+        the cached snapshot folder of every hub id in $PYRAMIDALWAN_HUB_MODELS (comma-separated) and
+        `hub_models` (`hub_snapshot`);
         outputs root from $PYRAMIDALWAN_OUTPUTS, memory mode from $PYRAMIDALWAN_OFFLOAD,
         $PYRAMIDALWAN_TEXT_ENCODER_CPU, $PYRAMIDALWAN_VAE_TILING and $PYRAMIDALWAN_VAE_SLICING; other
         fields from `overrides` (None values ignored; an override beats its environment variable).
         Raises ValueError naming the setting (and its variable) for a bad value."""
         dirs = [d for d in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if d.strip()]
         dirs += list(extra_model_dirs or [])
+        hub = [h.strip() for h in os.environ.get(HUB_MODELS_ENV, "").split(",") if h.strip()]
+        dirs += [hub_snapshot(repo_id) for repo_id in hub + list(hub_models or [])]
         unique = list(dict.fromkeys(str(Path(d).expanduser().resolve()) for d in dirs))
         values = {k: v for k, v in overrides.items() if v is not None}
         if "outputs_root" not in values and os.environ.get(OUTPUTS_ENV):
@@ -88,6 +97,22 @@ class AppConfig:
         return config
 
 
+def hub_snapshot(repo_id: str) -> str:
+    """The local folder of a hub model already in the Hugging Face cache (no download: on a Space,
+    `preload_from_hub` fetched it when the Space was built); ValueError saying how to get it otherwise."""
+    from huggingface_hub import snapshot_download  # light: no torch
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, ValueError) as err:
+        raise ValueError(
+            f"hub model {repo_id!r} is not in this machine's Hugging Face cache ({type(err).__name__}); "
+            f"on a Space list it under preload_from_hub in README.md's front matter, elsewhere fetch it "
+            f"first with `hf download {repo_id}`"
+        ) from None
+
+
 def _switch(raw: str, env: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE or value in _FALSE:
@@ -104,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="DIR",
         help="a model folder in diffusers layout to offer (repeatable)",
+    )
+    parser.add_argument(
+        "--hub-model",
+        action="append",
+        default=[],
+        metavar="REPO",
+        help=f"a hub model id already in the Hugging Face cache to offer (repeatable; also ${HUB_MODELS_ENV})",
     )
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT or 7860")
     parser.add_argument("--host", default=None, help="default 127.0.0.1; 0.0.0.0 to serve the network")
@@ -168,6 +200,7 @@ def parse_config(
     try:
         config = AppConfig.from_env(
             args.model_dir,
+            args.hub_model,
             outputs_root=args.outputs,
             output_ttl_s=args.output_ttl,
             queue_size=args.queue_size,

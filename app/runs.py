@@ -3,13 +3,15 @@ soon as the stage ends, then the final H.264 mp4; plus the readout (seconds per 
 relative to the same model's plain 50-step sampler, and the engine's estimate of the request's peak device
 memory in the app's memory mode, engine/memory.py).
 
-`run_generation` is the one function that touches the GPU (wrapped with `spaces.GPU` on ZeroGPU), so it
+`run_generation` is the one function that touches the GPU (wrapped with `spaces.GPU` on ZeroGPU, for a
+slot sized from the request's compute by `gpu_seconds`), so it
 takes and yields only plain, picklable values: `Step` after every denoising step and a `RunView` when
 something new is on screen. Queueing, cancellation and error messages live in the handlers (app/ui.py).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.serving import gpu
+from app.serving import gpu, zero_gpu_seconds
 from engine.flops import TERA, schedule_flops
 from engine.flow import plain_counts
 from engine.limits import Budget
@@ -222,7 +224,35 @@ def stage_caption(row: dict, seconds: float) -> str:
     )
 
 
-@gpu
+def gpu_seconds(*args, **kwargs) -> int:
+    """The ZeroGPU duration for a `run_generation` call with these arguments: its transformer TFLOPs and
+    pixel count by the FLOPs model (`app.serving.zero_gpu_seconds`). A request the engine will refuse
+    gets the shortest duration (it fails before sampling)."""
+    call = GENERATION_SIGNATURE.bind(*args, **kwargs)
+    call.apply_defaults()
+    a = call.arguments
+    model = load_model(a["model_key"], memory=a["memory"])
+    try:
+        request = make_request(
+            model,
+            a["prompt"],
+            negative_prompt=a["negative_prompt"],
+            schedule=a["schedule"],
+            frames=a["frames"],
+            height=a["height"],
+            width=a["width"],
+            guidance=a["guidance"],
+            seed=0,
+            wavelet=a["wavelet"],
+            budget=a["budget"],
+        )
+    except ValueError:
+        return zero_gpu_seconds(0.0, 0)
+    tflops = sum(schedule_flops(request.geometry, request.counts, model.size, cfg=request.guidance != 1.0))
+    frames, height, width = request.geometry.full.pixel_shape
+    return zero_gpu_seconds(tflops / TERA, frames * height * width)
+
+
 def run_generation(
     model_key: str,
     out_dir: str,
@@ -308,3 +338,7 @@ def run_generation(
             view.phase = "final"
             view.elapsed_s = time.monotonic() - start
             yield view
+
+
+GENERATION_SIGNATURE = inspect.signature(run_generation)  # what gpu_seconds binds its arguments to
+run_generation = gpu(run_generation, duration=gpu_seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,8 +125,33 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def gpu(fn: F, duration: int = 120) -> F:
-    """`spaces.GPU(duration=…)(fn)` on a Hugging Face ZeroGPU Space, `fn` unchanged everywhere else."""
+# ZeroGPU time asked for one request (`zero_gpu_seconds`): a conservative effective throughput, half the
+# paper's H100 figure at full resolution (251.8 TFLOPs in 631.8 ms ≈ 400 TFLOP/s; the small low stages and
+# slower cards reach less), the VAE decode by pixel count, a fixed part (weights to the GPU, text encoder,
+# mp4), and a safety factor; bounded to what a ZeroGPU call may hold.
+GPU_TFLOPS_PER_S = 200.0
+GPU_DECODE_S_PER_PIXEL = 5e-7  # ~15 s for 81 × 448 × 832
+GPU_FIXED_S = 10.0
+GPU_SAFETY = 1.25
+GPU_SECONDS_RANGE = (15, 300)
+
+
+def zero_gpu_seconds(tflops: float, pixels: int) -> int:
+    """Seconds of GPU to reserve for a request of `tflops` transformer TFLOPs (CFG included) decoding to
+    `pixels` = frames × height × width: the duration a ZeroGPU Space asks `spaces.GPU` for."""
+    seconds = GPU_SAFETY * (GPU_FIXED_S + tflops / GPU_TFLOPS_PER_S + pixels * GPU_DECODE_S_PER_PIXEL)
+    low, high = GPU_SECONDS_RANGE
+    return int(min(high, max(low, math.ceil(seconds))))
+
+
+def gpu(fn: F | None = None, *, duration: int | Callable[..., int] = 120):
+    """`spaces.GPU(duration=…)(fn)` on a Hugging Face ZeroGPU Space, `fn` unchanged everywhere else.
+
+    `duration` is seconds, or a function of the same arguments as `fn` returning them (ZeroGPU's dynamic
+    duration: a short request does not hold a GPU slot sized for the longest). Usable bare (`@gpu`) or
+    with arguments (`@gpu(duration=…)`)."""
+    if fn is None:
+        return lambda f: gpu(f, duration=duration)
     try:
         import spaces
     except ImportError:
