@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="REPO",
-        help=f"a hub model id already in the Hugging Face cache to offer (repeatable; also ${HUB_MODELS_ENV})",
+        help=f"a hub model id already in the Hugging Face cache to offer (repeatable; ${HUB_MODELS_ENV})",
     )
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT or 7860")
     parser.add_argument("--host", default=None, help="default 127.0.0.1; 0.0.0.0 to serve the network")

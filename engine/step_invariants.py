@@ -30,7 +30,9 @@ import torch
 class _Memo:
     """One module's forward, wrapped: the last (key, output) pair is kept and reused on a key match."""
 
-    def __init__(self, module: torch.nn.Module, same: Callable[[tuple, tuple], bool], key: Callable[..., tuple]):
+    def __init__(
+        self, module: torch.nn.Module, same: Callable[[tuple, tuple], bool], key: Callable[..., tuple]
+    ):
         self.module, self.same, self.key = module, same, key
         self.last_key: tuple | None = None
         self.last_out: Any = None

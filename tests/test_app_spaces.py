@@ -115,10 +115,20 @@ def test_a_documented_space_serves_its_preloaded_hub_model(tmp_path, monkeypatch
 
     registry = ModelRegistry(config.model_dirs)
     assert str(snapshot) in [e.key for e in registry.entries()]
-    views = [v for v in run_generation(str(snapshot), str(tmp_path / "out"),
-                                       "a red circle moving left on a black background",
-                                       schedule="1-1-1", frames=17, height=64, width=64, seed=3)
-             if isinstance(v, RunView)]
+    views = [
+        v
+        for v in run_generation(
+            str(snapshot),
+            str(tmp_path / "out"),
+            "a red circle moving left on a black background",
+            schedule="1-1-1",
+            frames=17,
+            height=64,
+            width=64,
+            seed=3,
+        )
+        if isinstance(v, RunView)
+    ]
     assert views[-1].phase == "final" and Path(views[-1].video).is_file()
 
 

@@ -20,8 +20,12 @@ def _reference(transformer, x, cond, uncond, guidance, sigma):
     """The velocity computed with no cache at all (what cfg_denoiser did before)."""
     t = torch.full((2,), 1000.0 * sigma)
     with torch.no_grad():
-        v = transformer(hidden_states=torch.cat([x, x]), timestep=t,
-                        encoder_hidden_states=torch.cat([cond, uncond]), return_dict=False)[0]
+        v = transformer(
+            hidden_states=torch.cat([x, x]),
+            timestep=t,
+            encoder_hidden_states=torch.cat([cond, uncond]),
+            return_dict=False,
+        )[0]
     return guidance_mix(v[:1], v[1:], guidance)
 
 
@@ -31,8 +35,9 @@ def test_a_run_reuses_the_prompt_projections_and_gives_the_same_velocities():
     denoise = cfg_denoiser(transformer, cond, uncond, 3.0)
     for step, sigma in enumerate((0.9, 0.5, 0.2)):
         v = denoise(x * (step + 1), sigma, 0)
-        torch.testing.assert_close(v, _reference(transformer, x * (step + 1), cond, uncond, 3.0, sigma),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            v, _reference(transformer, x * (step + 1), cond, uncond, 3.0, sigma), rtol=0, atol=0
+        )
     # per later call: text projection + (to_k, to_v, norm_k) per block + rope
     per_call = 1 + 3 * len(transformer.blocks) + 1
     assert denoise.invariants.hits == 2 * per_call
@@ -54,13 +59,17 @@ def test_a_new_shape_recomputes_rope_and_an_edited_prompt_recomputes_its_project
     context = torch.cat([cond, uncond])
     t = torch.full((2,), 500.0)
     with torch.no_grad(), invariants:
-        transformer(hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context, return_dict=False)
+        transformer(
+            hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context, return_dict=False
+        )
         context.mul_(2.0)
-        after = transformer(hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context,
-                            return_dict=False)[0]
+        after = transformer(
+            hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context, return_dict=False
+        )[0]
     with torch.no_grad():
-        fresh = transformer(hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context,
-                            return_dict=False)[0]
+        fresh = transformer(
+            hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context, return_dict=False
+        )[0]
     torch.testing.assert_close(after, fresh, rtol=0, atol=0)
 
 
@@ -73,7 +82,8 @@ def test_nothing_is_reused_while_autograd_records():
     t = torch.full((2,), 500.0)
     with invariants:
         for _ in range(2):
-            transformer(hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context,
-                        return_dict=False)[0].sum().backward()
+            transformer(
+                hidden_states=torch.cat([x, x]), timestep=t, encoder_hidden_states=context, return_dict=False
+            )[0].sum().backward()
     assert invariants.hits == 0
     assert transformer.blocks[0].attn2.to_k.weight.grad is not None

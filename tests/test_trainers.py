@@ -221,6 +221,16 @@ def test_attribute_classifier_trains_on_the_cache_and_loads_frozen(zoo, tmp_path
     assert {k: tuple(v.shape) for k, v in logits.items()} == {
         k: (3, len(v)) for k, v in attributes.HEADS.items()
     }
+    # trained on the lowest stage's latents instead: it reads stage 0 as it is and no other stage
+    attributes.main(
+        [f"out_dir={tmp_path}/runs/attr0", f"export_dir={tmp_path}/attr0", f"cache={zoo}/cache.pt", "stage=0"]
+        + ["cache_clips=8", "held_out=2", "max_steps=1", "batch_size=4"]
+    )
+    low, g = attributes.load(tmp_path / "attr0"), stage_geometry(17, 64, 64)
+    assert low.stage == 0 and classifier.stage == 2
+    assert [attributes.reads_stage(low, k, g) for k in range(3)] == [True, False, False]
+    assert [attributes.reads_stage(classifier, k, g) for k in range(3)] == [False, True, True]
+    assert low(torch.randn(3, *g.stages[0].latent_shape))["shape"].shape == (3, len(attributes.SHAPES))
     attrs = [parse("a green star moving left on a navy background")]
     assert {k: int(v) for k, v in attributes.labels(attrs).items()} == {
         "shape": 3,
@@ -560,6 +570,25 @@ def test_pyramidal_attribute_loss_is_logged_on_the_top_two_stages_and_changes_tr
         )
     row = next(csv.DictReader((tmp_path / "runs/pyr1.0/log.csv").open()))
     assert float(row["attribute_ce1"]) > 0 and float(row["attribute_ce2"]) > 0 and "attribute_ce0" not in row
+    # a second classifier trained on the lowest stage's own latents adds the lowest stage's term
+    attributes.save(attributes.LatentAttributes(frames=2, stage=0), tmp_path / "attr0")
+    pyramidalize.main(
+        [
+            f"out_dir={tmp_path}/runs/pyr-low",
+            f"zoo_dir={tmp_path}/zoo1.0",
+            f"cache={zoo}/cache.pt",
+            "cache_clips=8",
+            "max_steps=1",
+            "batch_size=6",
+            "variant=",
+            "attribute_weight=1.0",
+            f"attribute_classifier={tmp_path}/attr",
+            f"attribute_classifier_low={tmp_path}/attr0",
+            *SMALL,
+        ]
+    )
+    row = next(csv.DictReader((tmp_path / "runs/pyr-low/log.csv").open()))
+    assert all(float(row[f"attribute_ce{k}"]) > 0 for k in range(3))
     assert "attribute_ce2" not in next(csv.DictReader((tmp_path / "runs/pyr0.0/log.csv").open()))
     assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])
 

@@ -18,7 +18,10 @@ SETTINGS = {"schedule": "0-0-2", "frames": 17, "height": 64, "width": 64}
 
 def test_a_batched_clip_is_the_clip_its_seed_gives_alone():
     model = load_model("wan-tiny")
-    prompts = ["a red circle moving left on a black background", "a blue square moving up on a white background"]
+    prompts = [
+        "a red circle moving left on a black background",
+        "a blue square moving up on a white background",
+    ]
     batch = synthesize.generate_batch(model, prompts, [5, 9], **SETTINGS)
     assert batch.shape == (2, 17, 64, 64, 3) and batch.dtype == np.uint8
     for prompt, seed, got in zip(prompts, (5, 9), batch):

@@ -50,9 +50,11 @@ class LatentAttributes(nn.Module):
     """(B, C, T, H, W) normalised latents → logits per head. Convolutions over space (time kept apart
     until the last layer, so that motion is read from the order of frames), then linear heads."""
 
-    def __init__(self, in_channels: int = 16, frames: int = 5, width: int = 48):
+    def __init__(self, in_channels: int = 16, frames: int = 5, width: int = 48, stage: int | None = None):
         super().__init__()
-        self.config = {"in_channels": in_channels, "frames": frames, "width": width}
+        # stage: the pyramid stage whose latents it was trained on (None: full resolution)
+        self.config = {"in_channels": in_channels, "frames": frames, "width": width, "stage": stage}
+        self.stage = stage
         self.body = nn.Sequential(
             nn.Conv3d(in_channels, width, (1, 3, 3), padding=(0, 1, 1)),
             nn.GELU(),
@@ -108,22 +110,39 @@ def full_resolution(y: torch.Tensor, k: int, geometry) -> torch.Tensor:
     return y
 
 
-def stage_caption_loss(classifier, y: torch.Tensor, k: int, geometry, captions: list[str]) -> torch.Tensor | None:
-    """`caption_loss` on stage k's clean estimate y, read at full resolution — only for the top two
-    stages: the classifier reads an upsampled middle stage's motion and colour (shape poorly), the lowest
-    stage's not at all (trainers/README.md), so there it returns None as for uncaptioned clips."""
-    if k < geometry.num_stages - 2:
+def stage_caption_loss(
+    classifier, y: torch.Tensor, k: int, geometry, captions: list[str]
+) -> torch.Tensor | None:
+    """`caption_loss` on stage k's clean estimate y. A classifier trained on stage k's own latents
+    (`stage=k`) reads y as it is. A full-resolution one reads it upsampled, but only for the top two
+    stages: it reads an upsampled middle stage's motion and colour (shape poorly), the lowest stage's not
+    at all (trainers/README.md). Otherwise None, as for uncaptioned clips."""
+    if not reads_stage(classifier, k, geometry):
         return None
-    return caption_loss(classifier, full_resolution(y, k, geometry), captions)
+    if _trained_stage(classifier, geometry) != k:
+        y = full_resolution(y, k, geometry)
+    return caption_loss(classifier, y, captions)
+
+
+def _trained_stage(classifier, geometry) -> int:
+    return geometry.num_stages - 1 if classifier.stage is None else classifier.stage
+
+
+def reads_stage(classifier, k: int, geometry) -> bool:
+    """Whether `stage_caption_loss` applies the classifier to stage k (see there)."""
+    stage, top = _trained_stage(classifier, geometry), geometry.num_stages - 1
+    return stage == k or (stage == top and k >= top - 1)
 
 
 def degrade(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Training augmentation: per clip a random spatial box blur (none, 3 or 5 latent pixels) and
-    Gaussian noise of standard deviation up to 0.3."""
+    """Training augmentation: per clip a random spatial box blur (none, 3 or 5 latent pixels, at most the
+    latents' size) and Gaussian noise of standard deviation up to 0.3."""
     out = torch.empty_like(z)
     kernels = torch.randint(0, 3, (z.shape[0],), generator=generator)
+    largest = (min(z.shape[-2:]) - 1) // 2  # a lower stage's latents are too small for the 5-wide box
     for i, k in enumerate(kernels.tolist()):
         x = z[i : i + 1]
+        k = min(k, largest)
         if k:
             size = 2 * k + 1
             x = F.avg_pool3d(x, (1, size, size), stride=1, padding=(0, k, k), count_include_pad=False)
@@ -146,7 +165,7 @@ def load(folder: str | Path = DEFAULT_DIR) -> LatentAttributes:
     """The exported classifier, frozen, in eval mode."""
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
-    model = LatentAttributes(config["in_channels"], config["frames"], config["width"])
+    model = LatentAttributes(config["in_channels"], config["frames"], config["width"], config.get("stage"))
     model.load_state_dict(load_file(folder / "model.safetensors"))
     return model.eval().requires_grad_(False)
 
@@ -166,6 +185,7 @@ class AttributesConfig(TrainConfig):
     use_ema: bool = False
     num_threads: int = 1
     width: int = 48
+    stage: int = -1  # which pyramid stage's clean latents it reads (-1: full resolution; 0: the lowest)
 
 
 @torch.no_grad()
@@ -184,9 +204,10 @@ def accuracy(
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(AttributesConfig, argv, __doc__.splitlines()[0])
     data = cached(load_vae(SHARED_DIR), cfg.cache, clips=cfg.cache_clips, seed=0)
-    full = data.latents[-1]
+    full = data.latents[cfg.stage]
     n_train = len(data) - cfg.held_out
-    model = LatentAttributes(full.shape[1], full.shape[2], cfg.width)
+    stage = cfg.stage % len(data.latents)
+    model = LatentAttributes(full.shape[1], full.shape[2], cfg.width, stage=stage)
     run = Run(cfg, model)
     generator = torch.Generator().manual_seed(cfg.seed)
 

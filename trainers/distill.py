@@ -255,7 +255,9 @@ class Distillation:
         self.stage_tflops = [forward_flops(s.tokens, size) / TERA for s in geometry.stages]
         self.tflops = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.classifier = load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
+        self.classifier = (
+            load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
+        )
 
     # the generator's own sampling ------------------------------------------------------------------
 

@@ -32,8 +32,8 @@ from engine.pyramid import stage_geometry
 from engine.transitions import upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
-from trainers.attributes import stage_caption_loss
 from trainers.attributes import load as load_attributes
+from trainers.attributes import reads_stage, stage_caption_loss
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import FolderClips, cached
@@ -67,6 +67,9 @@ class PyramidalizeConfig(TrainConfig):
     eval_schedule: str = "10-10-5"  # learning curve (eval_every > 0): pyramidal sampling, half length
     attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on the
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... top two stages' clean estimates (procedural data)
+    attribute_classifier_low: str = (
+        ""  # + one trained on a lower stage's latents (`trainers.attributes stage=0`)
+    )
 
 
 def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
@@ -151,11 +154,14 @@ def main(argv: list[str] | None = None) -> Run:
     teacher.to(run.device)
     if not cfg.shards_dir:
         text_encoder.to(run.device)
-    classifier = None
+    classifiers = []
     if cfg.attribute_weight:
         if cfg.shards_dir or cfg.data_dir:
             raise ValueError("attribute_weight needs the procedural data (its captions name the attributes)")
-        classifier = load_attributes(cfg.attribute_classifier).to(run.device)
+        paths = [cfg.attribute_classifier] + (
+            [cfg.attribute_classifier_low] if cfg.attribute_classifier_low else []
+        )
+        classifiers = [load_attributes(p).to(run.device) for p in paths]
     sizes = split_batch(cfg.batch_size, tuple(cfg.stage_ratio))
     size = TransformerSize.from_config(dict(teacher.config), text_len=base.card.max_sequence_length)
     step_tflops = sum(n * forward_flops(s.tokens, size) for n, s in zip(sizes, geometry.stages)) / TERA
@@ -186,10 +192,13 @@ def main(argv: list[str] | None = None) -> Run:
                 dist = F.mse_loss(v.float(), v_teacher.float())
                 metrics[f"distill{k}"] = float(dist.detach())
                 loss_k = loss_k + cfg.distill_weight * dist
-            # the top two stages only (stage_caption_loss says why)
-            if classifier is not None and k >= geometry.num_stages - 2:
+            # the stages a classifier can read (stage_caption_loss says which)
+            readers = [c for c in classifiers if reads_stage(c, k, geometry)]
+            if readers:
                 y_hat = stage_clean_estimate(x, v, sigma.to(run.device), y, k, geometry)
-                extra = stage_caption_loss(classifier, y_hat, k, geometry, texts[rows])
+                terms = [stage_caption_loss(c, y_hat, k, geometry, texts[rows]) for c in readers]
+                terms = [t for t in terms if t is not None]
+                extra = sum(terms) if terms else None
                 if extra is not None:
                     loss_k = loss_k + cfg.attribute_weight * extra
                 metrics[f"attribute_ce{k}"] = math.nan if extra is None else float(extra.detach())

@@ -62,11 +62,15 @@ def generate_batch(model, prompts: Sequence[str], seeds: Sequence[int], **settin
         [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(q.seed)) for q in requests]
     )
     cfg = r.guidance != 1.0
-    cond, uncond = model.encode_prompt([q.prompt for q in requests], [q.negative_prompt for q in requests] if cfg else None)
+    cond, uncond = model.encode_prompt(
+        [q.prompt for q in requests], [q.negative_prompt for q in requests] if cfg else None
+    )
     denoiser = cfg_denoiser(model.transformer, cond, uncond, r.guidance)
     sigmas = schedule_sigmas(r.geometry, r.counts, r.shift)
     generator = torch.Generator("cpu").manual_seed(r.seed)
-    for event in sample(denoiser, r.geometry, sigmas, generator, len(requests), r.step_rule, r.wavelet, noise=noise):
+    for event in sample(
+        denoiser, r.geometry, sigmas, generator, len(requests), r.step_rule, r.wavelet, noise=noise
+    ):
         if event.kind == "done":
             video = model.decode(event.x0)
     return np.stack([to_uint8_frames(v[None]) for v in video])
@@ -103,7 +107,9 @@ def synthesize(
                 f"{out} was synthesized with other settings ({', '.join(changed)}); use a new --out folder"
             )
     path.write_text(json.dumps(manifest, indent=2))
-    captions = procedural_captions(n, seed) if prompts is None else [prompts[i % len(prompts)] for i in range(n)]
+    captions = (
+        procedural_captions(n, seed) if prompts is None else [prompts[i % len(prompts)] for i in range(n)]
+    )
     todo = [i for i in range(n) if not _done(out, i)]
     model = load_model(model_name)
     fps = fps or model.card.fps
