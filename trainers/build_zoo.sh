@@ -27,11 +27,12 @@ $PY -m trainers.base max_steps=8000 stop_at=7127 num_threads=1 $LW ${BASE_ARGS:-
 $PY -m trainers.attributes
 # 2d. recipe LA: + the attribute loss (weight 0.5) from LW's step 7,127, a fresh optimizer and a 6,000-step
 #     schedule, stopped at 2,773 steps (+179 TFLOPs); then LA continued (LB) with a fresh 3,000-step schedule
-#     at attribute weight 1.5 (+194 TFLOPs). Each stage starts from the exported weights of the one before,
-#     in its own zoo folder; the last one is copied into assets/zoo (wan-tiny and the shared text encoder)
+#     at attribute weight 1.5 (+194 TFLOPs), and LB continued (LC, 2e) at 3.0. Each stage starts from the
+#     exported weights of the one before, in its own zoo folder; the last one is copied into assets/zoo
+#     (wan-tiny and the shared text encoder)
 LA="cache_clips=12000 num_threads=1 sigma_shift=3 object_weight=4 low_res_share=0.25 eval_every=500 lr=5e-4"
 copy() { mkdir -p "$2" && cp -r "$1"/. "$2"/; }  # folder contents, so that a rerun copies over, not into
-[ -d runs/zoo-lw7127/wan-tiny ] || {  # LW's step 7,127 as exported by 2b (assets/zoo holds LB after a full build)
+[ -d runs/zoo-lw7127/wan-tiny ] || {  # LW's step 7,127 as exported by 2b (assets/zoo holds LC after a full build)
     copy assets/zoo/wan-tiny runs/zoo-lw7127/wan-tiny && copy assets/zoo/shared runs/zoo-lw7127/shared; }
 copy assets/zoo/shared runs/zoo-la/shared
 $PY -m trainers.base max_steps=6000 stop_at=2773 attribute_weight=0.5 $LA init_from=runs/zoo-lw7127/wan-tiny \
@@ -39,9 +40,14 @@ $PY -m trainers.base max_steps=6000 stop_at=2773 attribute_weight=0.5 $LA init_f
 copy runs/zoo-la/shared runs/zoo-lb/shared
 $PY -m trainers.base max_steps=3000 warmup_steps=100 attribute_weight=1.5 $LA init_from=runs/zoo-la/wan-tiny \
     out_dir=runs/lane-lb zoo_dir=runs/zoo-lb ${BASE_ARGS:-}
-copy runs/zoo-lb/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-lb/shared/text_encoder assets/zoo/shared/text_encoder
+# 2e. recipe LC: LB continued at attribute weight 3.0 with a fresh 3,000-step schedule, stopped by its time
+#     limit at step 2,721 (+176 TFLOPs; 853 in all, about 5.8 CPU-hours for the whole lineage)
+copy runs/zoo-lb/shared runs/zoo-lc/shared
+$PY -m trainers.base max_steps=3000 stop_at=2721 warmup_steps=100 attribute_weight=3.0 $LA \
+    init_from=runs/zoo-lb/wan-tiny out_dir=runs/lane-lc zoo_dir=runs/zoo-lc ${BASE_ARGS:-}
+copy runs/zoo-lc/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-lc/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 3.4% of the base's 677, with the base's attribute loss on the top two stages (without it
+#    23.0 TFLOPs = 2.7% of the base's 853, with the base's attribute loss on the top two stages (without it
 #    the finetune washes out the base's shape and motion binding: trainers/README.md)
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
     ${PYR_ARGS:-}
