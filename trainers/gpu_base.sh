@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continue the shipped wan-tiny (recipe LB: trainers/README.md) on one lent GPU in a single call of ≤ 9 minutes.
+# Continue the shipped wan-tiny (recipe LC: trainers/README.md) on one lent GPU in a single call of ≤ 9 minutes.
 #
 # Prepared on the CPU, not yet run on a GPU. The GPU machine's python3 has torch, accelerate, transformers,
 # safetensors, numpy, imageio, pillow, pyyaml and tqdm but not diffusers or pywt: carry their wheels (10.8 MB),
@@ -52,5 +52,5 @@ MINUTES=${MINUTES:-$(( (DEADLINE - $(date +%s) - 100) / 60 ))}
 $PY -m trainers.base --max-minutes "$MINUTES" init_from=assets/zoo/wan-tiny zoo_dir="$WORK/zoo" \
     out_dir="$WORK/run" cache="$CACHE" cache_clips="$CACHE_CLIPS" max_steps="$STEPS" batch_size="$BATCH" \
     low_res_batch=$((2 * BATCH)) num_threads="$NPROC" eval_every="$EVAL_EVERY" warmup_steps=100 \
-    sigma_shift=3 object_weight=4 low_res_share=0.25 attribute_weight=1.5 lr=5e-4 ${EXTRA:-}
+    sigma_shift=3 object_weight=4 low_res_share=0.25 attribute_weight=3.0 lr=5e-4 ${EXTRA:-}
 tar -cf "$OUT/gpu-base.tar" -C "$WORK/zoo" wan-tiny shared/text_encoder && tar -tvf "$OUT/gpu-base.tar"
