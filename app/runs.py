@@ -232,20 +232,9 @@ def gpu_seconds(*args, **kwargs) -> int:
     call.apply_defaults()
     a = call.arguments
     model = load_model(a["model_key"], memory=a["memory"])
+    settings = ("negative_prompt", "schedule", "frames", "height", "width", "guidance", "wavelet", "budget")
     try:
-        request = make_request(
-            model,
-            a["prompt"],
-            negative_prompt=a["negative_prompt"],
-            schedule=a["schedule"],
-            frames=a["frames"],
-            height=a["height"],
-            width=a["width"],
-            guidance=a["guidance"],
-            seed=0,
-            wavelet=a["wavelet"],
-            budget=a["budget"],
-        )
+        request = make_request(model, a["prompt"], seed=0, **{k: a[k] for k in settings})
     except ValueError:
         return zero_gpu_seconds(0.0, 0)
     tflops = sum(schedule_flops(request.geometry, request.counts, model.size, cfg=request.guidance != 1.0))

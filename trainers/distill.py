@@ -39,7 +39,8 @@ they share (pairs, the unroll, renoising, the regression term, FLOPs):
   path when the teacher is pyramidal, plain otherwise.
 `attribute_weight` > 0 adds, for every method, the latent attribute classifier's cross-entropy between
 x̂0 and its pair's caption (top two stages; trainers/attributes.py), as the base and the pyramidal
-finetune do: without it distillation has nothing that rewards following the shape and motion words.
+finetune do (measured on DMD-PT*: it bought a little motion for less shape and a worse FD, so the zoo is
+distilled without it; trainers/README.md).
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
