@@ -88,6 +88,7 @@ from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import load as load_attributes
 from trainers.attributes import stage_caption_loss
 from trainers.common import Run, TrainConfig, parse_config, set_threads, unwrap
+from trainers.curves import toybench_evaluator
 from trainers.data import cached
 from trainers.zoo import export_variant, tiny_card, velocity
 from world.captions import caption
@@ -128,6 +129,7 @@ class DistillConfig(TrainConfig):
     lora_alpha: float = 0.0  # LoRA scale numerator; 0: the rank (scale 1)
     attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on x̂0
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
+    eval_schedule: str = ""  # learning curve (eval_every > 0): ToyBench at this schedule; empty: `schedule`
 
 
 class _Reached(Exception):
@@ -254,7 +256,9 @@ class Distillation:
             dict(teacher_net.config), text_len=teacher.card.max_sequence_length
         )
         self.stage_tflops = [forward_flops(s.tokens, size) / TERA for s in geometry.stages]
-        self.tflops = 0.0
+        self.tflops_file = out / "state" / "distill.json"  # training TFLOPs so far, kept across resumes
+        resumed = run.step and self.tflops_file.is_file()
+        self.tflops = json.loads(self.tflops_file.read_text())["train_tflops"] if resumed else 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.classifier = (
             load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
@@ -345,7 +349,9 @@ class Distillation:
         return self.tflops
 
     def save(self) -> None:
-        """Methods with models of their own beside the generator save them here (resumable)."""
+        """The TFLOPs count; methods with models of their own beside the generator save them too."""
+        self.tflops_file.parent.mkdir(parents=True, exist_ok=True)
+        self.tflops_file.write_text(json.dumps({"train_tflops": self.tflops}))
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
@@ -434,6 +440,7 @@ class PlainDMD(Distillation):
         return loss, metrics
 
     def save(self) -> None:
+        super().save()
         self.critic.save()
 
 
@@ -502,6 +509,7 @@ class Adversarial(Distillation):
         return self.with_attribute(t, cfg.adv_weight * adv + cfg.rec_weight * rec, metrics), metrics
 
     def save(self) -> None:
+        super().save()
         self.critic.save()
 
 
@@ -578,27 +586,44 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     return METHODS[cfg.method](cfg, run, teacher, teacher_net, geometry, pairs, out), card
 
 
+def distilled_card(cfg: DistillConfig, card):
+    """The exported variant's card: the generator's pyramid, sampled over `schedule` by the "x0" rule."""
+    return tiny_card(
+        description=f"{cfg.variant}: {cfg.generator} step-distilled "
+        + ("adversarially" if cfg.method == "adv" else "with DMD")
+        + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
+        pyramidal=card.pyramidal,
+        schedule=cfg.schedule,
+        step_rule="x0",
+        guidance=1.0,
+        boundaries=card.boundaries,
+        frames=card.frames,
+        height=card.height,
+        width=card.width,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(DistillConfig, argv, __doc__.splitlines()[0])
     method, card = setup(cfg)
     run, zoo = method.run, Path(cfg.zoo_dir)
-    run.train(method.loss)
+    distilled = distilled_card(cfg, card)
+    evaluate = None
+    if cfg.eval_every:  # the learning curve: ToyBench of the EMA generator as the variant will sample
+        teacher = method.teacher
+        evaluate = toybench_evaluator(
+            dataclasses.replace(cfg, eval_schedule=cfg.eval_schedule or cfg.schedule),
+            unwrap(run),
+            teacher.pipe.text_encoder,
+            teacher.tokenizer,
+            teacher.vae,
+            distilled,
+            lambda step: method.tflops,
+        )
+    run.train(method.loss, evaluate)
     method.save()
     if run.accelerator.is_main_process and cfg.variant:
         with run.ema_weights() as ema:
-            distilled = tiny_card(
-                description=f"{cfg.variant}: {cfg.generator} step-distilled "
-                + ("adversarially" if cfg.method == "adv" else "with DMD")
-                + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
-                pyramidal=card.pyramidal,
-                schedule=cfg.schedule,
-                step_rule="x0",
-                guidance=1.0,
-                boundaries=card.boundaries,
-                frames=card.frames,
-                height=card.height,
-                width=card.width,
-            )
             plain = merged_lora(ema) if cfg.lora_rank else ema
             print(f"exported {export_variant(cfg.variant, plain, distilled, zoo)}")
 
