@@ -57,13 +57,16 @@ $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num
 # 4. step distillation (trainers/distill.py): DMD-PT* (shipped as pyramidal-wan-tiny-dmd), DMD-PT, DMD-OT,
 #    then the plain baseline and the adversarial variant, which keep the earlier settings (2 critic updates,
 #    lr 1e-4): the defaults (5, 2e-5) measured worse for those two (trainers/README.md)
+#    Teacher pairs: pyramidal-wan-tiny's 20-20-10 outputs serve PT*, PT, adv and OT (a plain teacher has no
+#    lower-stage outputs, so OT's come from its pyramidal initialisation: the same model, seed and schedule);
+#    the plain baseline regresses onto wan-tiny's own 0-0-50 outputs
 PAIRS_PYR="pairs_file=runs/pairs-pyramidal-wan-tiny.pt"
-PAIRS_WAN="pairs_file=runs/pairs-wan-tiny.pt"
+PAIRS_WAN="pairs_file=runs/pairs-wan-tiny-0-0-50.pt"
 $PY -m trainers.distill --max-minutes 10 max_steps=800 $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=pt variant=pyramidal-wan-tiny-dmd-pt \
     out_dir=runs/dmd-pt $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=ot teacher=wan-tiny teacher_lowres_steps=200 \
-    variant=pyramidal-wan-tiny-dmd-ot out_dir=runs/dmd-ot $PAIRS_WAN ${DMD_ARGS:-}
+    variant=pyramidal-wan-tiny-dmd-ot out_dir=runs/dmd-ot $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=plain generator=wan-tiny teacher=wan-tiny \
     schedule=0-0-4 critic_updates=2 lr=1e-4 variant=wan-tiny-dmd out_dir=runs/wan-tiny-dmd $PAIRS_WAN ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 7 max_steps=800 method=adv critic_updates=2 lr=1e-4 \
