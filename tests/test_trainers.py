@@ -421,6 +421,28 @@ def test_pyramidal_finetune_writes_a_learning_curve_at_a_pyramidal_schedule(zoo,
     assert 0.0 <= float(rows[0]["shape"]) <= 1.0 and float(rows[0]["fd"]) > 0
 
 
+def test_pyramidal_finetune_trains_and_exports_the_given_stage_boundaries(zoo, tmp_path):
+    """boundaries=[...] moves the stage jumps (the exported card samples with them); bad ones are refused."""
+    args = [
+        f"zoo_dir={zoo}/zoo",
+        f"cache={zoo}/cache.pt",
+        "cache_clips=8",
+        "max_steps=1",
+        "batch_size=4",
+        *SMALL,
+    ]
+    pyramidalize.main([*args, f"out_dir={tmp_path}/runs/b", "variant=pyr-b", "boundaries=[1,0.8,0.4,0]"])
+    model = load_model(str(zoo / "zoo/pyr-b"), device="cpu")
+    assert model.card.boundaries == pytest.approx((1.0, 0.8, 0.4, 0.0))
+    geometry = stage_geometry(17, 64, 64, 3, model.latent_channels, model.card.boundaries)
+    assert [s.sigma_end for s in geometry.stages] == pytest.approx([0.8, 0.4, 0.0])
+    prompt = "a red circle moving left on a black background"
+    request = make_request(model, prompt, frames=17, height=64, width=64)
+    assert run(model, request).frames.shape == (17, 64, 64, 3)
+    with pytest.raises(ValueError, match="strictly decrease"):
+        pyramidalize.main([*args, f"out_dir={tmp_path}/runs/bad", "variant=", "boundaries=[1,0.4,0.8,0]"])
+
+
 def test_init_from_starts_at_the_given_weights(zoo, tmp_path):
     import shutil
 

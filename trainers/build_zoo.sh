@@ -62,7 +62,8 @@ $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num
 #    the plain baseline regresses onto wan-tiny's own 0-0-50 outputs
 PAIRS_PYR="pairs_file=runs/pairs-pyramidal-wan-tiny.pt"
 PAIRS_WAN="pairs_file=runs/pairs-wan-tiny-0-0-50.pt"
-$PY -m trainers.distill --max-minutes 10 max_steps=800 $PAIRS_PYR ${DMD_ARGS:-}
+#    DMD-PT* runs 25 minutes (1,000 steps; its FD kept falling to step ~700), the others 10 as measured before
+$PY -m trainers.distill --max-minutes 25 max_steps=1000 $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=pt variant=pyramidal-wan-tiny-dmd-pt \
     out_dir=runs/dmd-pt $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=ot teacher=wan-tiny teacher_lowres_steps=200 \

@@ -58,6 +58,7 @@ class PyramidalizeConfig(TrainConfig):
     width: int = 128
     num_stages: int = 3
     stage_ratio: tuple[int, ...] = (1, 2, 1)
+    boundaries: tuple[float, ...] = ()  # the stages' nominal σ boundaries, 1 → 0; empty: the base card's
     distill_weight: float = 0.1
     batch_size: int = 32
     lr: float = 3e-4
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> Run:
     cfg = parse_config(PyramidalizeConfig, argv, __doc__.splitlines()[0])
     base_model = ModelRegistry(cfg.zoo_dir).locate(cfg.base_model)
     base = load_model(base_model, device="cpu", dtype="float32")
+    boundaries = tuple(cfg.boundaries) or base.card.boundaries  # (None: equal thirds)
     geometry = stage_geometry(
-        cfg.frames, cfg.height, cfg.width, cfg.num_stages, base.latent_channels, base.card.boundaries
+        cfg.frames, cfg.height, cfg.width, cfg.num_stages, base.latent_channels, boundaries
     )
     if cfg.shards_dir:
         data = ShardClips(cfg.shards_dir, seed=cfg.seed)
