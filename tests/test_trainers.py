@@ -166,6 +166,32 @@ def test_stop_at_ends_a_run_early_without_changing_its_schedule(zoo, tmp_path):
     assert len(whole) == 4 and lrs("split") == whole
 
 
+
+def test_sigterm_stops_a_run_cleanly_saved_and_exported(zoo, tmp_path, monkeypatch):
+    """`kill PID` during step 1 of 4: the step finishes, the run saves its state at step 1 and exports the
+    variant (nothing lost), and the process's SIGTERM handler is the previous one again afterwards."""
+    import os
+    import shutil
+    import signal
+
+    sent = []
+    draw = base.logit_normal
+
+    def draw_and_signal(*args, **kwargs):
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(base, "logit_normal", draw_and_signal)
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+    before = signal.getsignal(signal.SIGTERM)
+    args = [f"out_dir={tmp_path}/run", f"zoo_dir={tmp_path}/zoo", f"cache={zoo}/cache.pt", "cache_clips=8"]
+    base.main([*args, "max_steps=4", "batch_size=4", *SMALL])
+    assert len(sent) == 1
+    assert json.loads((tmp_path / "run/state/step.json").read_text())["step"] == 1
+    assert (tmp_path / "zoo/wan-tiny/transformer").is_dir()
+    assert signal.getsignal(signal.SIGTERM) is before
+
 def test_object_mask_finds_objects_on_plain_and_gradient_backgrounds():
     from trainers.base import object_mask
 

@@ -9,7 +9,9 @@ Every trainer is a script that reads top to bottom (nanoGPT style): it builds it
 - EMA weights (diffusers' EMAModel) saved next to the raw weights (`use_ema=false`: none, the weights
   themselves are exported);
 - `out_dir/state/` is an accelerate checkpoint (model, optimizer, EMA, RNG, step): rerunning the same
-  command resumes where it stopped; `--max-minutes` ends a run cleanly so it fits a session;
+  command resumes where it stopped; `--max-minutes` ends a run cleanly so it fits a session, and so does
+  SIGTERM or Ctrl-C (`kill PID`): the step in flight finishes, then the run saves, evaluates and exports
+  (a second Ctrl-C interrupts at once);
 - `out_dir/log.csv`: one row per `log_every` steps (step, seconds, lr, loss and the trainer's metrics);
 - `out_dir/curves.csv`: the learning curve, one row per `eval_every` steps and one at the end, when the
   trainer passes an `evaluate(step) -> {measure: value}` (trainers.curves: ToyBench on the EMA weights).
@@ -23,6 +25,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +108,30 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+class StopRequest:
+    """SIGTERM or SIGINT asks a training loop to stop after the step in flight (then it saves, evaluates
+    and exports as at its time limit). The first signal is remembered in `signal_name`; the handlers are
+    the previous ones again after it, so a second Ctrl-C interrupts at once. Outside the main thread (where
+    Python cannot install handlers) it does nothing."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signal_name = ""
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.restore()
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+
+
 class Run:
     """One training run: accelerator, optimizer, EMA, logs and checkpoints around a model."""
 
@@ -176,12 +204,16 @@ class Run:
         )
         running: dict[str, float] = {}  # metric sums since the last log row, and how many steps measured each
         counts: dict[str, int] = {}
+        stop = StopRequest()
         try:
             self.model.train()
             last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
             while self.step < last:
                 if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
                     self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
+                    break
+                if stop.signal_name:
+                    self.accelerator.print(f"{stop.signal_name} received: stopping cleanly at step {self.step}")
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr_at(self.step)
@@ -223,6 +255,7 @@ class Run:
                 if curve and self.step % cfg.eval_every == 0:
                     curve()
         finally:
+            stop.restore()
             bar.close()
             log_file.close()
         self.save()
