@@ -213,7 +213,7 @@ class Run:
                     self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
                     break
                 if stop.signal_name:
-                    self.accelerator.print(f"{stop.signal_name} received: stopping cleanly at step {self.step}")
+                    self.accelerator.print(f"{stop.signal_name}: stopping cleanly at step {self.step}")
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr_at(self.step)
