@@ -166,7 +166,6 @@ def test_stop_at_ends_a_run_early_without_changing_its_schedule(zoo, tmp_path):
     assert len(whole) == 4 and lrs("split") == whole
 
 
-
 def test_sigterm_stops_a_run_cleanly_saved_and_exported(zoo, tmp_path, monkeypatch):
     """`kill PID` during step 1 of 4: the step finishes, the run saves its state at step 1 and exports the
     variant (nothing lost), and the process's SIGTERM handler is the previous one again afterwards."""
@@ -191,6 +190,7 @@ def test_sigterm_stops_a_run_cleanly_saved_and_exported(zoo, tmp_path, monkeypat
     assert json.loads((tmp_path / "run/state/step.json").read_text())["step"] == 1
     assert (tmp_path / "zoo/wan-tiny/transformer").is_dir()
     assert signal.getsignal(signal.SIGTERM) is before
+
 
 def test_object_mask_finds_objects_on_plain_and_gradient_backgrounds():
     from trainers.base import object_mask
