@@ -178,7 +178,8 @@ def test_sigterm_stops_a_run_cleanly_saved_and_exported(zoo, tmp_path, monkeypat
 
     def draw_and_signal(*args, **kwargs):
         if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+            sent.append(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
         return draw(*args, **kwargs)
 
     monkeypatch.setattr(base, "logit_normal", draw_and_signal)
