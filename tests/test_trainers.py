@@ -1056,3 +1056,82 @@ def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
     for bad in (["lr=fast"], ["critic_updates=2.5"], ["no_such_key=1"]):
         with pytest.raises(SystemExit):
             parse_config(DistillConfig, bad)
+
+
+def test_alignment_targets_sit_on_the_transformers_token_grid():
+    """trainers.align: the encoder's features of a clean clip, as tokens, are in the order the transformer
+    flattens its patches (time, height, width): a bump in one 2 × 2 patch of the latent changes exactly
+    the patch embedding's token at the index the encoder's feature map is read at."""
+    from trainers.align import encoder_tokens
+    from trainers.zoo import tiny_transformer
+
+    g = stage_geometry(17, 128, 128)
+    transformer = tiny_transformer()
+    for stage in (None, 1):
+        shape = g.full.latent_shape if stage is None else g.stages[stage].latent_shape
+        encoder = attributes.LatentAttributes(frames=shape[1], stage=stage).eval()
+        x0 = torch.zeros(1, *shape)
+        bumped = x0.clone()
+        t, h, w = shape[1] - 2, shape[2] - 4, 2
+        bumped[:, :, t, h : h + 2, w : w + 2] = 3.0
+
+        def patches(z):
+            return transformer.patch_embedding(z).flatten(2).transpose(1, 2)
+
+        changed = ((patches(bumped) - patches(x0)).norm(dim=-1)[0] > 0).nonzero().flatten().tolist()
+        tokens = encoder_tokens(encoder, bumped)
+        grid = encoder.body(bumped)[0]  # (width, T, H/2, W/2)
+        assert tokens.shape == (1, grid[0].numel(), grid.shape[0])
+        assert changed == [(t * grid.shape[2] + h // 2) * grid.shape[3] + w // 2]
+        assert torch.equal(tokens[0, changed[0]], grid[:, t, h // 2, w // 2])
+
+
+def test_alignment_loss_trains_a_projector_at_both_resolutions_and_is_not_exported(zoo, tmp_path):
+    """align_weight adds REPA's loss on block align_depth's tokens, at full resolution with the attribute
+    classifier and at low resolution with align_classifier_low; it changes training, is logged, and the
+    projector stays in the run's state, out of the exported transformer."""
+    import csv
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from trainers.align import alignment_loss
+
+    x = torch.randn(2, 5, 8)
+    assert float(alignment_loss(x, x)) == pytest.approx(0, abs=1e-6)
+    assert float(alignment_loss(x, -x)) == pytest.approx(2, abs=1e-6)
+    g = stage_geometry(17, 64, 64)
+    attributes.save(attributes.LatentAttributes(frames=5), tmp_path / "attr")
+    low = attributes.LatentAttributes(frames=g.stages[1].latent_shape[1], stage=1)
+    attributes.save(low, tmp_path / "low")
+    weights = {}
+    for weight in (0.0, 0.5):
+        zoo_dir = tmp_path / f"zoo{weight}"
+        shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
+        args = [
+            f"out_dir={tmp_path}/runs/align{weight}",
+            f"zoo_dir={zoo_dir}",
+            f"cache={zoo}/cache.pt",
+            "cache_clips=8",
+            "max_steps=4",
+            "batch_size=4",
+            "low_res_steps=2",
+            "use_ema=false",
+            f"align_weight={weight}",
+            f"attribute_classifier={tmp_path}/attr",
+            f"align_classifier_low={tmp_path}/low",
+            *SMALL,
+        ]
+        base.main(args)
+        weights[weight] = load_file(zoo_dir / "wan-tiny/transformer/diffusion_pytorch_model.safetensors")
+    rows = list(csv.DictReader((tmp_path / "runs/align0.5/log.csv").open()))
+    assert [float(r["low_res"]) for r in rows] == [1, 1, 0, 0]
+    assert all(0 < float(r["align"]) < 2 for r in rows)
+    assert "align" not in next(csv.DictReader((tmp_path / "runs/align0.0/log.csv").open()))
+    assert any(not torch.equal(weights[0.0][k], weights[0.5][k]) for k in weights[0.0])
+    assert sorted(weights[0.5]) == sorted(weights[0.0])  # no projector in the export
+    state = load_file(next((tmp_path / "runs/align0.5/state").glob("model*.safetensors")))
+    assert any(k.startswith("align.projectors.low.") for k in state)
+    assert any(k.startswith("align.projectors.full.") for k in state)
+    with pytest.raises(ValueError, match="align_depth"):
+        base.main([*args, "align_depth=9", f"out_dir={tmp_path}/runs/bad"])

@@ -22,6 +22,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import PLAIN_BASELINE, clean_estimate, logit_normal, noisy, velocity_target
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
+from trainers.align import Alignment
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import caption_loss
 from trainers.attributes import load as load_attributes
@@ -72,6 +73,9 @@ class BaseConfig(TrainConfig):
     low_res_batch: int = 64  # batch size of a low-resolution step (a sample costs ~1/6 of a full one)
     attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on x0
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (trainers.attributes; full-resolution steps only)
+    align_weight: float = 0.0  # > 0: + this × REPA alignment of block align_depth's tokens (trainers.align)
+    align_depth: int = 2  # ... with attribute_classifier's features of the clean clip at full resolution,
+    align_classifier_low: str = ""  # ... and with this classifier's (trained with stage=1) at low resolution
 
 
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
@@ -118,6 +122,16 @@ def main(argv: list[str] | None = None) -> None:
             num_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim
         )
         model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
+    classifier = None
+    if cfg.attribute_weight or cfg.align_weight:
+        classifier = load_attributes(cfg.attribute_classifier)
+    if cfg.align_weight:  # trained with the model (so in its optimizer and checkpoints), never exported
+        encoders = {"full": classifier}
+        if cfg.align_classifier_low:
+            encoders["low"] = load_attributes(cfg.align_classifier_low)
+        width = model.transformer.config.num_attention_heads * model.transformer.config.attention_head_dim
+        model.align = Alignment(width, encoders)
+        model.align.capture(model.transformer, cfg.align_depth)
     run = Run(cfg, model)
     vae.to(run.device)  # the learning curve decodes with it (the cache was built on the CPU)
     geometry = stage_geometry(cfg.frames, cfg.height, cfg.width)
@@ -140,7 +154,12 @@ def main(argv: list[str] | None = None) -> None:
         width=cfg.width,
     )
 
-    classifier = load_attributes(cfg.attribute_classifier).to(run.device) if cfg.attribute_weight else None
+    if classifier is not None:
+        classifier.to(run.device)
+    align = run.accelerator.unwrap_model(run.model).align if cfg.align_weight else None
+    if align is not None:
+        for encoder in align.encoders.values():
+            encoder.to(run.device)
 
     def loss_fn(step: int):
         low = is_low_res(cfg, step)
@@ -159,7 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         else:
             loss = err.mean()
         metrics = {"train_tflops": tflops_until(step + 1), "low_res": float(low)}
-        if classifier is not None:  # full-resolution steps only (NaN: not measured, see Run.train)
+        if align is not None:  # NaN where not measured, as below
+            key = "low" if low else "full"
+            aligned = align.loss(key, x0) if key in align.encoders else None
+            if aligned is not None:
+                loss = loss + cfg.align_weight * aligned
+            metrics["align"] = math.nan if aligned is None else float(aligned.detach())
+        if cfg.attribute_weight:  # full-resolution steps only (NaN: not measured, see Run.train)
             x0_hat = None if low else clean_estimate(x, v, sigma.view(-1, 1, 1, 1, 1))
             extra = None if x0_hat is None else caption_loss(classifier, x0_hat, captions)
             if extra is not None:
