@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             num_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim
         )
         model = TextToVelocity(transformer, tiny_text_encoder(len(tokenizer)))
+    size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
     classifier = None
     if cfg.attribute_weight or cfg.align_weight:
         classifier = load_attributes(cfg.attribute_classifier)
@@ -129,13 +130,11 @@ def main(argv: list[str] | None = None) -> None:
         encoders = {"full": classifier}
         if cfg.align_classifier_low:
             encoders["low"] = load_attributes(cfg.align_classifier_low)
-        width = model.transformer.config.num_attention_heads * model.transformer.config.attention_head_dim
-        model.align = Alignment(width, encoders)
+        model.align = Alignment(size.dim, encoders)
         model.align.capture(model.transformer, cfg.align_depth)
     run = Run(cfg, model)
     vae.to(run.device)  # the learning curve decodes with it (the cache was built on the CPU)
     geometry = stage_geometry(cfg.frames, cfg.height, cfg.width)
-    size = TransformerSize.from_config(dict(model.transformer.config), text_len=MAX_TEXT_LEN)
     # forward + backward ≈ 3 forwards, per step at full and at low resolution (the stage below full)
     full_tflops = 3 * cfg.batch_size * forward_flops(geometry.full.tokens, size) / TERA
     low_tflops = 3 * cfg.low_res_batch * forward_flops(geometry.stages[-2].tokens, size) / TERA
