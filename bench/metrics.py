@@ -2,6 +2,8 @@
 
 - `adherence`: per-attribute rate at which the probe reads the caption's value (main object), and the
   rate at which shape, color, background and motion are all right at once ("all").
+- `per_class`: the same rate for each value of the caption (which shapes or motions fail) and what the
+  probe read instead most often.
 - `frechet_distance`: FVD-style distance between probe features of generated clips and of real clips
   rendered for the same captions. It is biased upwards for small n, so always compare it with the
   real-vs-real floor at the same n (two independent renders of the same captions).
@@ -55,6 +57,26 @@ def adherence(predictions: dict[str, torch.Tensor], attributes: Sequence[ClipAtt
             out[head] = float(ok.mean())
             all_ok &= ok
     out["all"] = float(all_ok.mean())
+    return out
+
+
+def per_class(
+    predictions: dict[str, torch.Tensor], attributes: Sequence[ClipAttributes], head: str
+) -> dict[str, dict]:
+    """For each value the captions give `head` (main object): how many clips, the share the probe reads
+    as that value, and the value it reads most often when it is wrong (None if it never is)."""
+    names = HEADS[head]
+    truth = [a.background if head == "background" else getattr(a.main, head) for a in attributes]
+    pred = [names[int(i)] for i in predictions[head]]
+    out: dict[str, dict] = {}
+    for value in sorted({t for t in truth if t is not None}):
+        read = [p for t, p in zip(truth, pred, strict=True) if t == value]
+        wrong = [p for p in read if p != value]
+        out[value] = {
+            "n": len(read),
+            "rate": sum(p == value for p in read) / len(read),
+            "mistaken_for": max(sorted(set(wrong)), key=wrong.count) if wrong else None,
+        }
     return out
 
 

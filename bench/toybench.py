@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from bench.metrics import adherence, evaluate_videos, frechet_distance
+from bench.metrics import adherence, evaluate_videos, frechet_distance, per_class
 from bench.probe import AttributeProbe, load_probe
 from world import ClipAttributes, caption, clip_rng, is_held_out, parse, render_batch, sample_attributes
 
@@ -190,6 +190,7 @@ def score(
         "adherence": scores["adherence"],
         "adherence_seen": _subset_adherence(pred, attributes, ~held),
         "adherence_heldout": _subset_adherence(pred, attributes, held),
+        "per_class": {head: per_class(pred, attributes, head) for head in ("shape", "motion")},
         "fd": scores["fd"],
         "fd_floor": floor,
         "temporal": scores["temporal"],

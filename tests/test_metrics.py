@@ -16,9 +16,10 @@ from bench.metrics import (
     evaluate_videos,
     frechet_distance,
     latent_frame_index,
+    per_class,
     temporal_consistency,
 )
-from bench.probe import labels_for, load_probe
+from bench.probe import HEADS, labels_for, load_probe
 from world import COLORS, is_held_out, make_batch, parse
 
 REVERSIBLE = {
@@ -88,6 +89,19 @@ def test_adherence_counts_each_attribute():
     assert result["color"] == 0.0 and result["all"] == 0.0 and result["shape"] == 1.0
 
 
+def test_per_class_names_the_failing_value_and_what_it_was_read_as():
+    attrs = [parse(f"a red {shape} moving left over black") for shape in ("circle", "circle", "star", "star")]
+    pred = labels_for(attrs)
+    assert per_class(pred, attrs, "shape") == {
+        "circle": {"n": 2, "rate": 1.0, "mistaken_for": None},
+        "star": {"n": 2, "rate": 1.0, "mistaken_for": None},
+    }
+    pred["shape"][2:] = HEADS["shape"].index("circle")  # every star read as a circle
+    result = per_class(pred, attrs, "shape")
+    assert result["star"] == {"n": 2, "rate": 0.0, "mistaken_for": "circle"}
+    assert result["circle"]["rate"] == 1.0
+
+
 def test_recolor_changes_only_the_main_color():
     attrs = parse("a red circle moving left and a blue square growing over black")
     changed = recolor(attrs)
@@ -147,6 +161,8 @@ def test_toybench_cli_on_random_tiny(tmp_path, capsys):
     assert all(0 <= out["adherence"][k] <= 1 for k in ("color", "shape", "background", "motion", "all"))
     assert out["n"] == 2 and out["n_heldout"] == 1 and out["schedule"] == "2-2-1" and out["height"] == 64
     assert out["seconds_per_video"] > 0 and out["tflops_per_video"] > 0
+    assert set(out["per_class"]["shape"]) == {"square", "circle"}
+    assert out["per_class"]["motion"]["left"]["n"] == 1 and out["per_class"]["motion"]["grow"]["n"] == 1
     # Random weights draw noise: far from real clips, while two real draws are close.
     assert out["fd"] > 3 * out["fd_floor"]
 
