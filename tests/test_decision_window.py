@@ -1,4 +1,4 @@
-"""bench.decision_window: sampling from a real clip noised to σ0 keeps what the clip shows when σ0 is small."""
+"""bench.decision_window: sampling from a real clip noised to a small σ0 keeps what the clip shows."""
 
 from __future__ import annotations
 
