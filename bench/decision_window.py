@@ -15,13 +15,13 @@ down) and motions in place (grow, shrink, rotate, bounce, still); --json adds th
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
 
 from bench.metrics import adherence, per_class
 from bench.probe import load_probe
+from bench.text_binding import real_clip_test_args
 from bench.toybench import default_prompts
 from world import parse, render_batch
 
@@ -79,17 +79,7 @@ def decision_window(model, n: int = 64, sigmas=(1.0, 0.95, 0.9, 0.8, 0.6), seed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="wan-tiny")
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--sigmas", default="1,0.95,0.9,0.8,0.6")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    from engine.models import load_model
-
-    model = load_model(args.model, device="cpu", dtype="float32")
-    sigmas = [float(s) for s in args.sigmas.split(",")]
+    args, model, sigmas = real_clip_test_args(__doc__, argv, 64, "1,0.95,0.9,0.8,0.6")
     result = decision_window(model, args.n, sigmas, args.seed)
     if args.json:
         print(json.dumps({"model": args.model, "n": args.n, "seed": args.seed, "sigmas": result}))

@@ -81,18 +81,24 @@ def text_binding(model, n: int = 32, sigmas=(0.9, 0.8, 0.7), seed: int = 0) -> d
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def real_clip_test_args(doc: str, argv: list[str] | None, n: int, sigmas: str):
+    """The command line shared by the tests on noised real clips (this one, bench.decision_window):
+    (args, the model in float32 on the CPU, the noise levels as floats)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--model", default="wan-tiny")
-    p.add_argument("--n", type=int, default=32)
-    p.add_argument("--sigmas", default="0.9,0.8,0.7")
+    p.add_argument("--n", type=int, default=n)
+    p.add_argument("--sigmas", default=sigmas)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     from engine.models import load_model
 
     model = load_model(args.model, device="cpu", dtype="float32")
-    sigmas = [float(s) for s in args.sigmas.split(",")]
+    return args, model, [float(s) for s in args.sigmas.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, model, sigmas = real_clip_test_args(__doc__, argv, 32, "0.9,0.8,0.7")
     result = text_binding(model, args.n, sigmas, args.seed)
     if args.json:
         print(json.dumps({"model": args.model, "n": args.n, "seed": args.seed, "sigmas": result}))
