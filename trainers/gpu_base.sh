@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Continue the shipped wan-tiny (recipe LC: trainers/README.md) on one lent GPU in a single call of ≤ 9 minutes.
+# Continue a base model on one lent GPU in a single call of ≤ 9 minutes: RECIPE=r1s (default) continues R1s, the
+# alignment lineage that translates objects (trainers/checkpoints/base-r1s; trainers/README.md, tenth session),
+# RECIPE=lc the shipped wan-tiny (recipe LC).
 #
 # Prepared on the CPU, not yet run on a GPU. The GPU machine's python3 has torch, accelerate, transformers,
 # safetensors, numpy, imageio, pillow, pyyaml and tqdm but not diffusers or pywt: carry their wheels (10.8 MB),
@@ -34,7 +36,14 @@ fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import imageio_ffmpeg" 2> /dev/null \
     || { mkdir -p $SITE && echo '"""Stand-in: no mp4 input or output on this machine."""' > $SITE/imageio_ffmpeg.py; }
-rm -rf "${WORK:?}" && mkdir -p "$WORK/zoo" && cp -r assets/zoo/shared "$WORK/zoo/"  # the export goes to $WORK/zoo
+case ${RECIPE:-r1s} in  # where it starts, and the recipe's own knobs (the rest is shared below)
+    r1s) START=trainers/checkpoints/base-r1s
+         KNOBS="sigma_shift=5 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2
+                align_classifier_low=trainers/checkpoints/latent-attributes-stage1" ;;
+    lc) START=assets/zoo KNOBS="sigma_shift=3 attribute_weight=3.0 lr=5e-4" ;;
+    *) echo "RECIPE must be r1s or lc, got ${RECIPE}" >&2; exit 2 ;;
+esac
+rm -rf "${WORK:?}" && mkdir -p "$WORK/zoo" && cp -r "$START/shared" "$WORK/zoo/"  # the export goes to $WORK/zoo
 finish() {  # also after a failure: what the run logged, and where the time went
     cp "$WORK/run/log.csv" "$WORK/run/curves.csv" "$OUT/" 2> /dev/null || true
     echo "timing: ${SECONDS} s in all, cache ${T_CACHE:-?} s; last log row (step,minutes,lr,loss):" \
@@ -49,8 +58,9 @@ cached(load_vae(Path(sys.argv[1])), sys.argv[2], clips=int(sys.argv[3]), seed=0,
 T_CACHE=$((SECONDS - T_CACHE))
 # Training gets what is left of the call less 100 s (start-up, the last learning-curve point, the export).
 MINUTES=${MINUTES:-$(( (DEADLINE - $(date +%s) - 100) / 60 ))}
-$PY -m trainers.base --max-minutes "$MINUTES" init_from=assets/zoo/wan-tiny zoo_dir="$WORK/zoo" \
+# shellcheck disable=SC2086  # KNOBS and EXTRA are lists of key=value words
+$PY -m trainers.base --max-minutes "$MINUTES" init_from="$START/wan-tiny" zoo_dir="$WORK/zoo" \
     out_dir="$WORK/run" cache="$CACHE" cache_clips="$CACHE_CLIPS" max_steps="$STEPS" batch_size="$BATCH" \
     low_res_batch=$((2 * BATCH)) num_threads="$NPROC" eval_every="$EVAL_EVERY" warmup_steps=100 \
-    sigma_shift=3 object_weight=4 low_res_share=0.25 attribute_weight=3.0 lr=5e-4 ${EXTRA:-}
+    object_weight=4 low_res_share=0.25 $KNOBS ${EXTRA:-}
 tar -cf "$OUT/gpu-base.tar" -C "$WORK/zoo" wan-tiny shared/text_encoder && tar -tvf "$OUT/gpu-base.tar"
