@@ -45,7 +45,14 @@ def decision_window(model, n: int = 64, sigmas=(1.0, 0.95, 0.9, 0.8, 0.6), seed:
     attrs = [parse(p) for p in prompts]
     card = model.card
     guidance = card.guidance
-    use_cfg = guidance != 1.0
+    negative = [card.negative_prompt] if guidance != 1.0 else None
+    chunks = []  # per batch of clips: (clean latents, denoiser with their captions), shared by every σ0
+    for i in range(0, n, batch):
+        clips = render_batch(attrs[i : i + batch], seed + 7 + i, card.frames, card.height, card.width)
+        negatives = negative * len(clips) if negative else None
+        cond, uncond = model.encode_prompt(prompts[i : i + batch], negatives)
+        z = model.encode(clips)
+        chunks.append((z, cfg_denoiser(model.transformer, cond, uncond, guidance)))
     out = {}
     for sigma0 in sigmas:
         if not 0.0 < sigma0 <= 1.0:
@@ -54,13 +61,8 @@ def decision_window(model, n: int = 64, sigmas=(1.0, 0.95, 0.9, 0.8, 0.6), seed:
         grid = torch.linspace(sigma0, 0.0, steps + 1).tolist()
         noise = torch.Generator().manual_seed(seed + 1)
         videos = []
-        for i in range(0, n, batch):
-            chunk = attrs[i : i + batch]
-            z = model.encode(render_batch(chunk, seed + 7 + i, card.frames, card.height, card.width))
+        for z, denoise in chunks:
             x = (1 - sigma0) * z + sigma0 * torch.randn(z.shape, generator=noise)
-            negative = [card.negative_prompt] * len(chunk) if use_cfg else None
-            cond, uncond = model.encode_prompt(prompts[i : i + batch], negative)
-            denoise = cfg_denoiser(model.transformer, cond, uncond, guidance)
             for s, s_next in zip(grid, grid[1:], strict=False):
                 v = denoise(x.to(model.dtype), s, card.num_stages - 1).float()
                 x = x + (s_next - s) * v

@@ -35,6 +35,14 @@ ADHERENCE_KEYS = ("shape", "color", "background", "motion")
 # --------------------------------------------------------------------------------------------- adherence
 
 
+def _truth_and_reading(
+    predictions: dict[str, torch.Tensor], attributes: Sequence[ClipAttributes], head: str
+) -> tuple[list, list[str]]:
+    """What each caption says of `head` (main object; None where it says nothing) and what the probe read."""
+    truth = [a.background if head == "background" else getattr(a.main, head) for a in attributes]
+    return truth, [HEADS[head][int(i)] for i in predictions[head]]
+
+
 def adherence(predictions: dict[str, torch.Tensor], attributes: Sequence[ClipAttributes]) -> dict[str, float]:
     """Rates in [0, 1] per attribute (main object) and "all" (shape, color, background, motion all right).
 
@@ -46,9 +54,7 @@ def adherence(predictions: dict[str, torch.Tensor], attributes: Sequence[ClipAtt
     all_ok = np.ones(n, dtype=bool)
     out: dict[str, float] = {}
     for head in (*ADHERENCE_KEYS, "speed"):
-        names = HEADS[head]
-        truth = [a.background if head == "background" else getattr(a.main, head) for a in attributes]
-        pred = [names[int(i)] for i in predictions[head]]
+        truth, pred = _truth_and_reading(predictions, attributes, head)
         ok = np.array([t == p for t, p in zip(truth, pred, strict=True)])
         if head == "speed":
             named = np.array([t is not None for t in truth])
@@ -65,9 +71,7 @@ def per_class(
 ) -> dict[str, dict]:
     """For each value the captions give `head` (main object): how many clips, the share the probe reads
     as that value, and the value it reads most often when it is wrong (None if it never is)."""
-    names = HEADS[head]
-    truth = [a.background if head == "background" else getattr(a.main, head) for a in attributes]
-    pred = [names[int(i)] for i in predictions[head]]
+    truth, pred = _truth_and_reading(predictions, attributes, head)
     out: dict[str, dict] = {}
     for value in sorted({t for t in truth if t is not None}):
         read = [p for t, p in zip(truth, pred, strict=True) if t == value]
