@@ -6,8 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-# 1. VAE, 2. wan-tiny (+ shared text encoder): recipe LW of trainers/README.md (shift 3, 3,500 low-resolution
-#    steps first, object weight 4; 231 training TFLOPs for its 6,000 steps, ~1.8 CPU-hours at one thread)
+# 1. the VAE
 $PY -m trainers.vae --max-minutes 45 max_steps=1800 ${VAE_ARGS:-}
 # 1b. a lighter, sharper decoder on the frozen encoder (same latents; replaces the decoder in place)
 $PY -m trainers.vae --max-minutes 60 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
@@ -18,36 +17,33 @@ for steps in 800 2400; do
     $PY -m trainers.vae --max-minutes 30 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
         decoder_context=1 max_steps=$steps lr=5e-4 warmup_steps=20 num_threads=1 out_dir=runs/vae-ctx
 done
-LW="cache_clips=12000 sigma_shift=3 low_res_steps=3500 low_res_share=0.25 low_res_batch=64 object_weight=4 eval_every=500"
-$PY -m trainers.base --max-minutes 150 max_steps=6000 num_threads=1 $LW ${BASE_ARGS:-}
-# 2b. LW continued with a longer schedule to step 7,127 (schedule over 8,000; stop_at reproduces where that
-#     run was stopped): 304 training TFLOPs in all
-$PY -m trainers.base max_steps=8000 stop_at=7127 num_threads=1 $LW ${BASE_ARGS:-}
-# 2c. the latent attribute classifier that recipe LA's loss reads (trainers/attributes.py, ~12 min)
+# 2. wan-tiny (+ its text encoder): recipe R1s of trainers/README.md ("Ninth/Tenth session"): from scratch with
+#    3,500 low-resolution steps first, object weight 4, the attribute loss (weight 1.5) and representation
+#    alignment (weight 0.5 at depth 2); at step 11,250 training sigma_shift goes from 3 to 5. 716 training
+#    TFLOPs for its 13,507 steps, about 4.3 CPU-hours at one thread.
+# 2a. the two frozen classifiers these losses read: latents at full resolution (attribute loss and alignment)
+#     and at stage 1 (alignment in the low-resolution steps); ~12 + 1 minutes
 $PY -m trainers.attributes
-# 2d. recipe LA: + the attribute loss (weight 0.5) from LW's step 7,127, a fresh optimizer and a 6,000-step
-#     schedule, stopped at 2,773 steps (+179 TFLOPs); then LA continued (LB) with a fresh 3,000-step schedule
-#     at attribute weight 1.5 (+194 TFLOPs), and LB continued (LC, 2e) at 3.0. Each stage starts from the
-#     exported weights of the one before, in its own zoo folder; the last one is copied into assets/zoo
-#     (wan-tiny and the shared text encoder)
-LA="cache_clips=12000 num_threads=1 sigma_shift=3 object_weight=4 low_res_share=0.25 eval_every=500 lr=5e-4"
+$PY -m trainers.attributes stage=1 out_dir=runs/latent-attributes-stage1 \
+    export_dir=trainers/checkpoints/latent-attributes-stage1
+# 2b. R1 from scratch; its cosine schedule first spanned 12,000 steps (stopped at 8,500), then was stretched to
+#     15,000 and resumed (the run's full state: optimizer and projector) to step 11,250
+R1="num_threads=1 cache_clips=12000 low_res_steps=3500 low_res_share=0.25 low_res_batch=64 object_weight=4
+    attribute_weight=1.5 align_weight=0.5 align_depth=2 eval_every=500
+    align_classifier_low=trainers/checkpoints/latent-attributes-stage1"
 copy() { mkdir -p "$2" && cp -r "$1"/. "$2"/; }  # folder contents, so that a rerun copies over, not into
-[ -d runs/zoo-lw7127/wan-tiny ] || {  # LW's step 7,127 as exported by 2b (assets/zoo holds LC after a full build)
-    copy assets/zoo/wan-tiny runs/zoo-lw7127/wan-tiny && copy assets/zoo/shared runs/zoo-lw7127/shared; }
-copy assets/zoo/shared runs/zoo-la/shared
-$PY -m trainers.base max_steps=6000 stop_at=2773 attribute_weight=0.5 $LA init_from=runs/zoo-lw7127/wan-tiny \
-    out_dir=runs/lane-la zoo_dir=runs/zoo-la ${BASE_ARGS:-}
-copy runs/zoo-la/shared runs/zoo-lb/shared
-$PY -m trainers.base max_steps=3000 warmup_steps=100 attribute_weight=1.5 $LA init_from=runs/zoo-la/wan-tiny \
-    out_dir=runs/lane-lb zoo_dir=runs/zoo-lb ${BASE_ARGS:-}
-# 2e. recipe LC: LB continued at attribute weight 3.0 with a fresh 3,000-step schedule, stopped by its time
-#     limit at step 2,721 (+176 TFLOPs; 853 in all, about 5.8 CPU-hours for the whole lineage)
-copy runs/zoo-lb/shared runs/zoo-lc/shared
-$PY -m trainers.base max_steps=3000 stop_at=2721 warmup_steps=100 attribute_weight=3.0 $LA \
-    init_from=runs/zoo-lb/wan-tiny out_dir=runs/lane-lc zoo_dir=runs/zoo-lc ${BASE_ARGS:-}
-copy runs/zoo-lc/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-lc/shared/text_encoder assets/zoo/shared/text_encoder
+copy assets/zoo/shared runs/zoo-r1/shared  # the VAE and tokenizer; the text encoder is trained from scratch
+$PY -m trainers.base max_steps=12000 stop_at=8500 sigma_shift=3 $R1 out_dir=runs/lane-r1 zoo_dir=runs/zoo-r1 \
+    ${BASE_ARGS:-}
+$PY -m trainers.base max_steps=15000 stop_at=11250 sigma_shift=3 $R1 out_dir=runs/lane-r1 zoo_dir=runs/zoo-r1 \
+    ${BASE_ARGS:-}
+# 2c. R1s: a copy of that state resumed with training sigma_shift 5 to step 13,507; copied into assets/zoo
+[ -d runs/lane-r1s ] || { copy runs/lane-r1 runs/lane-r1s && copy runs/zoo-r1/shared runs/zoo-r1s/shared; }
+$PY -m trainers.base max_steps=15000 stop_at=13507 sigma_shift=5 $R1 out_dir=runs/lane-r1s zoo_dir=runs/zoo-r1s \
+    ${BASE_ARGS:-}
+copy runs/zoo-r1s/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-r1s/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 2.7% of the base's 853, with the base's attribute loss on the top two stages (without it
+#    23.0 TFLOPs = 3.2% of the base's 716, with the base's attribute loss on the top two stages (without it
 #    the finetune washes out the base's shape and motion binding: trainers/README.md)
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
     ${PYR_ARGS:-}

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Continue a base model on one lent GPU in a single call of ≤ 9 minutes: RECIPE=r1s (default) continues R1s, the
-# alignment lineage that translates objects (trainers/checkpoints/base-r1s; trainers/README.md, tenth session),
-# RECIPE=lc the shipped wan-tiny (recipe LC).
+# Continue the shipped wan-tiny (recipe R1s, the alignment lineage: trainers/README.md, tenth and eleventh
+# sessions) with its own recipe on one lent GPU, in a single call of ≤ 9 minutes.
 #
 # Prepared on the CPU, not yet run on a GPU. The GPU machine's python3 has torch, accelerate, transformers,
 # safetensors, numpy, imageio, pillow, pyyaml and tqdm but not diffusers or pywt: carry their wheels (10.8 MB),
@@ -36,13 +35,9 @@ fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import imageio_ffmpeg" 2> /dev/null \
     || { mkdir -p $SITE && echo '"""Stand-in: no mp4 input or output on this machine."""' > $SITE/imageio_ffmpeg.py; }
-case ${RECIPE:-r1s} in  # where it starts, and the recipe's own knobs (the rest is shared below)
-    r1s) START=trainers/checkpoints/base-r1s
-         KNOBS="sigma_shift=5 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2
-                align_classifier_low=trainers/checkpoints/latent-attributes-stage1" ;;
-    lc) START=assets/zoo KNOBS="sigma_shift=3 attribute_weight=3.0 lr=5e-4" ;;
-    *) echo "RECIPE must be r1s or lc, got ${RECIPE}" >&2; exit 2 ;;
-esac
+START=assets/zoo  # R1s's recipe (the rest of the command is below)
+KNOBS="sigma_shift=5 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2
+       align_classifier_low=trainers/checkpoints/latent-attributes-stage1"
 rm -rf "${WORK:?}" && mkdir -p "$WORK/zoo" && cp -r "$START/shared" "$WORK/zoo/"  # the export goes to $WORK/zoo
 finish() {  # also after a failure: what the run logged, and where the time went
     cp "$WORK/run/log.csv" "$WORK/run/curves.csv" "$OUT/" 2> /dev/null || true
