@@ -1,6 +1,7 @@
 """Trainers: smoke runs on tiny configs (seconds each), resumption, the pyramidal targets, and export →
 engine loading of the whole zoo chain (VAE → wan-tiny → pyramidal-wan-tiny)."""
 
+import csv
 import itertools
 import json
 
@@ -205,6 +206,19 @@ def test_object_mask_finds_objects_on_plain_and_gradient_backgrounds():
     assert mask.shape == (2, 1, 5, 16, 16) and torch.equal(mask, expected)
 
 
+def test_temporal_error_charges_only_errors_that_change_between_frames():
+    from trainers.base import temporal_error
+
+    target = torch.randn(2, 16, 5, 8, 8)
+    sigma = torch.tensor([1.0, 0.5])
+    shared = torch.randn(2, 16, 1, 8, 8)
+    assert temporal_error(target + shared, target, sigma) < 1e-12  # the same error in every frame
+    jumping = torch.zeros_like(target)
+    jumping[:, :, 2] = 1.0  # one latent frame off by 1: two frame-to-frame changes of ±σ
+    expected = (2 * 1.0**2 + 2 * 0.5**2) / (2 * 4)  # 2 clips × 4 changes, every channel and pixel alike
+    assert torch.isclose(temporal_error(target + jumping, target, sigma), torch.tensor(expected))
+
+
 def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     import shutil
 
@@ -219,11 +233,13 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
             "max_steps=2",
             "batch_size=4",
             "object_weight=4",
+            "temporal_weight=1",
             *SMALL,
         ]
     )
-    rows = (tmp_path / "runs/objw/log.csv").read_text().splitlines()[1:]
-    assert len(rows) == 2 and all(float(r.split(",")[3]) > 0 for r in rows)
+    with open(tmp_path / "runs/objw/log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(float(r["loss"]) > float(r["temporal"]) > 0 for r in rows)
     assert (tmp_path / "zoo/objw/transformer").is_dir()
 
 
