@@ -98,9 +98,10 @@ def generate_one(
     guidance: float | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
     step_rule: str | None = None,
+    shared_noise: float | None = None,
 ) -> tuple[torch.Tensor, Result]:
     """One video (3, F, H, W) in [-1, 1] and the engine's Result (its seconds, TFLOPs and request).
-    step_rule: None for the model card's."""
+    step_rule, shared_noise: None for the model card's."""
     from engine.pipeline import make_request, run
 
     request = make_request(
@@ -113,6 +114,7 @@ def generate_one(
         guidance=guidance,
         seed=seed,
         step_rule=step_rule,
+        shared_noise=shared_noise,
     )
     result = run(model, request)
     return torch.from_numpy(result.frames).permute(3, 0, 1, 2).float() / 127.5 - 1, result
@@ -126,13 +128,16 @@ def generate_videos(
     guidance: float | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
     step_rule: str | None = None,
+    shared_noise: float | None = None,
 ) -> Generation:
     """One video per prompt, prompt i with seed + i."""
     if not prompts:
         raise ValueError("no prompts to generate")
     generation = None
     for i, prompt in enumerate(prompts):
-        video, result = generate_one(model, prompt, schedule, seed + i, guidance, size, step_rule)
+        video, result = generate_one(
+            model, prompt, schedule, seed + i, guidance, size, step_rule, shared_noise
+        )
         generation = generation or Generation(model.name, result.request)
         add_to(generation, video, result)
     return generation
@@ -182,6 +187,7 @@ def score(
         "model": generation.model,
         "schedule": request.schedule,
         "guidance": request.guidance,
+        "shared_noise": request.shared_noise,
         "frames": g.frames,
         "height": g.height,
         "width": g.width,
@@ -213,12 +219,13 @@ def evaluate(
     probe: AttributeProbe | None = None,
     size: tuple[int | None, int | None, int | None] = (None, None, None),
     step_rule: str | None = None,
+    shared_noise: float | None = None,
 ) -> dict:
     """Generate one video per prompt (seed + i) and score them; returns the JSON-ready result dict.
 
     schedule: None for the model's own. size: (frames, height, width) overrides of the model's defaults
     (None keeps the default)."""
-    generation = generate_videos(model, prompts, schedule, seed, guidance, size, step_rule)
+    generation = generate_videos(model, prompts, schedule, seed, guidance, size, step_rule, shared_noise)
     return score(generation, prompts, seed, probe)
 
 
@@ -237,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=None, help="default: the model's")
     parser.add_argument("--width", type=int, default=None, help="default: the model's")
     parser.add_argument("--step-rule", default=None, choices=["euler", "x0"], help="default: the model's")
+    parser.add_argument(
+        "--shared-noise",
+        type=float,
+        default=None,
+        help="starting noise shared by all frames; default: the model's",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -256,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     size = (args.frames, args.height, args.width)
     result = evaluate(
-        model, args.schedule, prompts, args.seed, args.guidance, size=size, step_rule=args.step_rule
+        model,
+        args.schedule,
+        prompts,
+        args.seed,
+        args.guidance,
+        size=size,
+        step_rule=args.step_rule,
+        shared_noise=args.shared_noise,
     )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

@@ -116,6 +116,7 @@ def _generate(args: argparse.Namespace) -> int:
         step_rule=args.step_rule,
         shift=args.shift,
         budget=budget,
+        shared_noise=args.shared_noise,
     )
     estimate = model.estimate_peak(request)
     if not args.json:
@@ -247,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="euler for diffusion models, x0 for few-step distilled ones; default: the card's",
     )
     g.add_argument("--shift", type=finite, default=None, help="timestep shift > 0; default: the model's")
+    g.add_argument(
+        "--shared-noise",
+        type=finite,
+        default=None,
+        help="share of the starting noise common to all latent frames, 0 ≤ s < 1; default: the card's",
+    )
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N; default cuda when present, else cpu")
     g.add_argument(
         "--budget",

@@ -41,6 +41,7 @@ class Request:
     wavelet: str
     step_rule: str
     shift: float
+    shared_noise: float = 0.0
 
     @property
     def schedule(self) -> str:
@@ -74,6 +75,7 @@ class Result:
             "wavelet": r.wavelet,
             "step_rule": r.step_rule,
             "shift": r.shift,
+            "shared_noise": r.shared_noise,
             "stages": self.stages,
             "total_seconds": round(self.total_seconds, 4),
             "sampling_seconds": round(self.sampling_seconds, 4),
@@ -108,6 +110,7 @@ def make_request(
     step_rule: str | None = None,
     shift: float | None = None,
     budget: Budget | None = None,
+    shared_noise: float | None = None,
 ) -> Request:
     """Fill in the model's defaults and validate; raises ValueError with a message meant for users.
 
@@ -139,12 +142,26 @@ def make_request(
     shift = finite_number(model.shift if shift is None else shift, "shift")
     if shift <= 0:
         raise ValueError(f"shift must be > 0, got {shift:g}")
+    shared_noise = finite_number(card.shared_noise if shared_noise is None else shared_noise, "shared noise")
+    if not 0.0 <= shared_noise < 1.0:
+        raise ValueError(f"shared noise must be at least 0 and below 1, got {shared_noise:g}")
     budget = budget or host_budget(on_gpu=model.device.type == "cuda")
     geometry_args = {"latent_channels": model.latent_channels, "boundaries": card.boundaries}
     budget.check(frames, height, width, counts, model.size, cfg=guidance != 1.0, **geometry_args)
     geometry = stage_geometry(frames, height, width, num_stages=card.num_stages, **geometry_args)
     negative = card.negative_prompt if negative_prompt is None else negative_prompt
-    return Request(prompt.strip(), negative, counts, geometry, guidance, int(seed), wavelet, step_rule, shift)
+    return Request(
+        prompt.strip(),
+        negative,
+        counts,
+        geometry,
+        guidance,
+        int(seed),
+        wavelet,
+        step_rule,
+        shift,
+        shared_noise,
+    )
 
 
 def stage_table(request: Request, model: WanModel, stage_times: list[float] | None = None) -> list[dict]:
@@ -182,7 +199,13 @@ def generate(model: WanModel, request: Request) -> Iterator[Event]:
     generator = torch.Generator("cpu").manual_seed(request.seed)
     sigmas = schedule_sigmas(request.geometry, request.counts, request.shift)
     for event in sample(
-        denoiser, request.geometry, sigmas, generator, step_rule=request.step_rule, wavelet=request.wavelet
+        denoiser,
+        request.geometry,
+        sigmas,
+        generator,
+        step_rule=request.step_rule,
+        wavelet=request.wavelet,
+        shared_noise=request.shared_noise,
     ):
         if event.kind != "done":
             yield event

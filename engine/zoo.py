@@ -42,6 +42,7 @@ class ModelCard:
     guidance: float = 5.0
     shift: float | None = None  # None: read from the scheduler config
     step_rule: str = "euler"  # "euler" for diffusion models, "x0" for few-step distilled generators
+    shared_noise: float = 0.0  # share of the starting noise common to all latent frames (engine.sampling)
     num_stages: int = DEFAULT_NUM_STAGES
     boundaries: tuple[float, ...] | None = None
     max_sequence_length: int = 512

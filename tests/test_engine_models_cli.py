@@ -74,6 +74,9 @@ def test_unknown_words_are_reported(tiny):
         ({"height": 100}, "nearest valid: 64 or 128"),
         ({"wavelet": "bogus"}, "unknown wavelet"),
         ({"seed": 2**40}, "seed must be"),
+        ({"shared_noise": 1.0}, "shared noise must be at least 0 and below 1"),
+        ({"shared_noise": -0.1}, "shared noise must be"),
+        ({"shared_noise": float("nan")}, "shared noise"),
     ],
 )
 def test_bad_requests(tiny, kwargs, message):
@@ -96,6 +99,8 @@ def test_cli_generate_writes_a_playable_mp4(tmp_path, capsys, schedule):
             schedule,
             "--seed",
             "1",
+            "--shared-noise",
+            "0.5",
             "--out",
             str(out),
             "--json",
@@ -104,7 +109,7 @@ def test_cli_generate_writes_a_playable_mp4(tmp_path, capsys, schedule):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert {"seed", "schedule", "stages", "total_seconds", "total_tflops", "out"} <= set(summary)
-    assert summary["schedule"] == schedule and summary["seed"] == 1
+    assert summary["schedule"] == schedule and summary["seed"] == 1 and summary["shared_noise"] == 0.5
     assert len(summary["stages"]) == sum(1 for c in schedule.split("-") if c != "0")
     frames = read_mp4(out)
     assert frames.shape == (17, 128, 128, 3)

@@ -155,3 +155,30 @@ def test_diffusers_cache_hooks_get_one_context_per_stage():
     assert transformer.is_cache_enabled
     cached = _run(cfg_denoiser(transformer, cond, uncond, 3.0), [2, 2, 1])[-1].x0
     assert cached.shape == plain.shape and torch.isfinite(cached).all()
+
+
+@pytest.mark.parametrize("counts", [(2, 2, 1), (0, 0, 2)])
+def test_shared_noise_correlates_the_starting_frames_and_keeps_unit_noise(counts):
+    starts = []
+
+    def recording(x, sigma, stage):
+        if not starts:
+            starts.append(x.clone())
+        return torch.zeros_like(x)
+
+    _run(recording, counts, shared_noise=0.7, batch_size=1500)
+    x = starts[0]  # (1500, 4, T, H, W) at the first active stage's resolution
+    assert abs(x.var().item() - 1) < 0.03 and abs(x.mean().item()) < 0.02
+    first, last = x[:, :, 0].flatten(), x[:, :, -1].flatten()
+    assert abs(torch.corrcoef(torch.stack([first, last]))[0, 1].item() - 0.7) < 0.02
+    neighbours = x[..., 0, 0].flatten(), x[..., 0, 1].flatten()  # pixels stay independent
+    assert abs(torch.corrcoef(torch.stack(neighbours))[0, 1].item()) < 0.03
+
+
+def test_shared_noise_zero_draws_the_same_run_and_out_of_range_is_refused():
+    a = _run(_affine_denoiser(), (2, 2, 1), seed=3)[-1].x0
+    b = _run(_affine_denoiser(), (2, 2, 1), seed=3, shared_noise=0.0)[-1].x0
+    c = _run(_affine_denoiser(), (2, 2, 1), seed=3, shared_noise=0.5)[-1].x0
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    with pytest.raises(ValueError, match="shared_noise"):
+        _run(_zero_denoiser, (2, 2, 1), shared_noise=1.0)
