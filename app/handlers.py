@@ -120,7 +120,8 @@ class Handlers:
 
     def page_load(self, *typed):
         """Model dropdowns (generate + compare slots) and the default model's settings; settings the user
-        already typed (schedule, guidance, frames, height, width) while the page was loading are kept."""
+        already typed (schedule, guidance, frames, height, width, shared noise) while the page was loading
+        are kept."""
         with user_errors("page set-up"):
             choices = self.registry.choices()
             default = self.registry.default()
@@ -132,13 +133,14 @@ class Handlers:
     # --- Generate tab ----------------------------------------------------------------------------------
 
     def model_settings(self, model: str | None):
-        """The chosen model's defaults: schedule, guidance, frames, height, width, and a line about it."""
+        """The chosen model's defaults: schedule, guidance, frames, height, width, shared noise, and a line
+        about it."""
         try:
             key = self.registry.resolve(model)
             card = self.registry.card(key)
         except Exception as err:
             gr.Warning(str(err), title="Model")
-            return (gr.skip(),) * 5 + (f"**Warning:** {err}",)
+            return (gr.skip(),) * 6 + (f"**Warning:** {err}",)
         kind = "pyramidal (finetuned for the pyramid)" if card.pyramidal else "not pyramidal-finetuned"
         info = (
             f"**{Path(key).name}**: {self.registry.description(key)} · {kind} · default {card.schedule} at "
@@ -151,6 +153,7 @@ class Handlers:
             gr.Dropdown(choices=frames, value=card.frames),
             gr.Dropdown(choices=heights, value=card.height),
             gr.Dropdown(choices=widths, value=card.width),
+            gr.update(value=card.shared_noise),
             info,
         )
 
@@ -217,12 +220,13 @@ class Handlers:
         height: int | None = None,
         width: int | None = None,
         wavelet: str | None = None,
+        shared_noise: float | None = None,
         request: gr.Request = None,
         progress: gr.Progress = gr.Progress(),
     ):
         """Text → video, streamed: one update per stage (its preview decoded at the stage's resolution),
-        then one with the final H.264 mp4. Empty model/schedule/guidance/frames/height/width mean the
-        model's defaults; `randomize_seed` draws a new seed (returned in the 4th output).
+        then one with the final H.264 mp4. Empty model/schedule/guidance/frames/height/width/shared noise
+        mean the model's defaults; `randomize_seed` draws a new seed (returned in the 4th output).
 
         Returns (stage previews [(png, caption)], mp4 path or None, Markdown readout, seed used,
         details JSON).
@@ -272,6 +276,7 @@ class Handlers:
             "height": _optional_number(v.height, "height", whole=True),
             "width": _optional_number(v.width, "width", whole=True),
             "wavelet": v.wavelet or "haar",
+            "shared_noise": _optional_number(v.shared_noise, "shared noise"),
         }
 
     def _stream(

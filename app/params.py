@@ -46,6 +46,7 @@ class GenerateParams(_Params):
     height: int | None = None
     width: int | None = None
     wavelet: str | None = None
+    shared_noise: float | None = None
 
 
 @dataclass

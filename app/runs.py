@@ -138,6 +138,7 @@ class RunView:
             "width": r.geometry.width,
             "guidance": r.guidance,
             "wavelet": r.wavelet,
+            "shared_noise": r.shared_noise,
             "stages": self.rows,
             "previews": [{"stage": p.stage, "caption": p.caption} for p in self.previews],
             "first_preview_seconds": self.first_preview_s,
@@ -232,7 +233,17 @@ def gpu_seconds(*args, **kwargs) -> int:
     call.apply_defaults()
     a = call.arguments
     model = load_model(a["model_key"], memory=a["memory"])
-    settings = ("negative_prompt", "schedule", "frames", "height", "width", "guidance", "wavelet", "budget")
+    settings = (
+        "negative_prompt",
+        "schedule",
+        "frames",
+        "height",
+        "width",
+        "guidance",
+        "wavelet",
+        "shared_noise",
+        "budget",
+    )
     try:
         request = make_request(model, a["prompt"], seed=0, **{k: a[k] for k in settings})
     except ValueError:
@@ -254,6 +265,7 @@ def run_generation(
     height: int | None = None,
     width: int | None = None,
     wavelet: str = "haar",
+    shared_noise: float | None = None,
     budget: Budget | None = None,
     accepted_at: float | None = None,
     memory: MemoryMode | None = None,
@@ -280,6 +292,7 @@ def run_generation(
         guidance=guidance,
         seed=seed,
         wavelet=wavelet,
+        shared_noise=shared_noise,
         budget=budget,
     )
     rows = stage_table(request, model)

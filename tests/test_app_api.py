@@ -99,6 +99,15 @@ def test_generate_plain_schedule_has_one_stage_and_a_random_seed_is_reported(cli
     assert details["video"] == f"0-0-2-seed{seed}.mp4"  # a name, not the server's path
 
 
+def test_shared_noise_reaches_the_engine_and_is_reported(client):
+    """The same seed with and without noise shared across frames: a different video, and the share used
+    in the details (empty: the card's default, 0 for random-tiny)."""
+    *_, video_0, _, _, details_0 = generate(client, schedule="0-0-1")[-1]
+    *_, video_s, _, _, details_s = generate(client, schedule="0-0-1", shared_noise=0.9)[-1]
+    assert details_0["shared_noise"] == 0.0 and details_s["shared_noise"] == 0.9
+    assert not np.array_equal(read_mp4(video_0), read_mp4(video_s))
+
+
 def test_unknown_words_are_reported(client):
     *_, details = generate(client, prompt="a red zebra moving left", schedule="1-1-1")[-1]
     assert details["unknown_words"] == ["zebra"]
@@ -148,6 +157,7 @@ BAD_GENERATE = [
     ({"frames": 20}, "nearest valid: 17 or 33"),
     ({"guidance": 99}, "guidance must be between 0 and 30, got 99"),
     ({"wavelet": "bior2.2"}, "wavelet"),
+    ({"shared_noise": 1}, "shared noise must be at least 0 and below 1, got 1"),
 ]
 
 

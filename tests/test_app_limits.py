@@ -82,7 +82,7 @@ def test_host_budget_kinds_and_overrides(monkeypatch):
 def test_the_page_offers_only_sizes_inside_the_budget(studio, monkeypatch):
     h = studio.handlers
     monkeypatch.setattr(h, "_budget", replace(CPU_BUDGET, max_tflops=0.05))  # so the compute bound bites
-    _, _, frames, height, width, _ = h.model_settings("pyramidal-wan-tiny")
+    _, _, frames, height, width, _, _ = h.model_settings("pyramidal-wan-tiny")
     offered = {
         name: [v for _, v in d.choices]
         for name, d in (("frames", frames), ("height", height), ("width", width))
@@ -206,11 +206,21 @@ API_CASES = [({field: v}, field) for field in ("seed", "frames", "height", "widt
 API_CASES += [({"guidance": v}, "guidance") for v in NUMBERS if v != 1.5]  # 1.5 is a fine guidance
 API_CASES += [({field: v}, field) for field, values in TEXTS.items() for v in values]
 API_CASES += [({"guidance": v}, "guidance") for v in (-0.5, 30.5, 1e300)]
+API_CASES += [({"shared_noise": v}, "shared noise") for v in (-0.1, 1.0, 2, 1e300, "0.5x")]
 API_CASES += [({"seed": v}, "seed") for v in (2**32, -(2**40), "7.5")]
 API_CASES += [({"frames": v}, "frames") for v in (0, -17, 16, 10**30, "17.5")]
 API_CASES += [({"height": v, "width": v}, "size") for v in (0, -64, 100, 8192, 10**12)]
 
-CLI_NUMERIC = ["--frames", "--height", "--width", "--guidance", "--seed", "--shift", "--max-tflops"]
+CLI_NUMERIC = [
+    "--frames",
+    "--height",
+    "--width",
+    "--guidance",
+    "--seed",
+    "--shift",
+    "--max-tflops",
+    "--shared-noise",
+]
 CLI_VALUES = ["nan", "inf", "-inf", "abc", "1e999", "🙂", "../x", "0x10", "1,5", "\x01"]
 CLI_CASES = [[flag, v] for flag in CLI_NUMERIC for v in CLI_VALUES]
 CLI_CASES += [[flag, "1.5"] for flag in ("--frames", "--height", "--width", "--seed")]
@@ -241,6 +251,7 @@ GENERATE_ARGS = [
     "height",
     "width",
     "wavelet",
+    "shared_noise",
 ]
 
 

@@ -113,9 +113,9 @@ def test_schedule_check_and_model_settings(handlers):
     assert "at most 200 steps" in handlers.check_schedule("1000-1000-1000", None)
     assert handlers.check_schedule("0-0-50", None) == "OK: plain sampler: 50 steps at full resolution"
     assert handlers.check_schedule("20-20-10", None) == "OK: 20 + 20 + 10 = 50 steps, low → high resolution"
-    schedule, guidance, frames, height, width, info = handlers.model_settings("random-tiny")
-    values = (schedule, guidance["value"], frames.value, height.value, width.value)
-    assert values == ("2-2-1", 3.0, 17, 128, 128)
+    schedule, guidance, frames, height, width, shared, info = handlers.model_settings("random-tiny")
+    values = (schedule, guidance["value"], frames.value, height.value, width.value, shared["value"])
+    assert values == ("2-2-1", 3.0, 17, 128, 128, 0.0)
     assert "random-tiny" in info
 
 

@@ -16,7 +16,7 @@ from app.tabs import CHECKED_BY_HANDLER, PRIVATE, stage_gallery
 @dataclass
 class GenerateTab:
     model: gr.Dropdown
-    settings: list  # schedule, guidance, frames, height, width, then the model's info line
+    settings: list  # schedule, guidance, frames, height, width, shared noise, then the model's info line
     wavelet: gr.Dropdown
 
 
@@ -69,6 +69,15 @@ def build(h: Handlers, engine_events: dict) -> GenerateTab:
                 wavelet = gr.Dropdown(
                     ["haar"], value="haar", label="Wavelet of the jump (R↓, R↑)", allow_custom_value=True
                 )
+                shared_noise = gr.Number(
+                    label="Noise shared by all frames (0 = independent, as Wan trains; below 1)",
+                    info="the share of the starting noise that every latent frame has in common: "
+                    "objects keep their place and size between frames, at some cost to fast motion",
+                    value=None,
+                    step=0.1,
+                    elem_id="shared-noise",
+                    **CHECKED_BY_HANDLER,
+                )
         with gr.Column(scale=3, min_width=420):
             previews = stage_gallery(
                 "Stage previews: x0 estimate decoded at each stage's own resolution", elem_id="stage-previews"
@@ -98,6 +107,7 @@ def build(h: Handlers, engine_events: dict) -> GenerateTab:
             "height": height,
             "width": width,
             "wavelet": wavelet,
+            "shared_noise": shared_noise,
         }
     )
     gen_event = gr.on(
@@ -111,7 +121,7 @@ def build(h: Handlers, engine_events: dict) -> GenerateTab:
     )
     stop_btn.click(h.stop, None, readout, cancels=[gen_event], queue=False, **PRIVATE)
     surprise_btn.click(h.surprise, None, prompt, queue=False, **PRIVATE)
-    settings = [schedule, guidance, frames, height, width, model_info]
+    settings = [schedule, guidance, frames, height, width, shared_noise, model_info]
     model.input(h.model_settings, model, settings, **PRIVATE)
     presets.input(lambda preset: preset, presets, schedule, queue=False, **PRIVATE)
     schedule.change(
