@@ -219,6 +219,27 @@ def test_temporal_error_charges_only_errors_that_change_between_frames():
     assert torch.isclose(temporal_error(target + jumping, target, sigma), torch.tensor(expected))
 
 
+def test_frame_shared_noise_is_unit_noise_correlated_across_frames_only():
+    from trainers.base import frame_shared_noise
+
+    torch.manual_seed(0)
+    x0 = torch.zeros(400, 4, 5, 8, 8)
+    eps = frame_shared_noise(x0, 0.6)
+    assert eps.shape == x0.shape and abs(eps.var().item() - 1) < 0.03
+    corr = torch.corrcoef(torch.stack([eps[:, :, 0].flatten(), eps[:, :, 4].flatten()]))[0, 1]
+    across = torch.corrcoef(torch.stack([eps[..., 0, 0].flatten(), eps[..., 0, 1].flatten()]))[0, 1]
+    assert abs(corr.item() - 0.6) < 0.03 and abs(across.item()) < 0.03
+    independent = frame_shared_noise(x0, 0.0)
+    assert (
+        abs(
+            torch.corrcoef(torch.stack([independent[:, :, 0].flatten(), independent[:, :, 4].flatten()]))[
+                0, 1
+            ]
+        )
+        < 0.03
+    )
+
+
 def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
     import shutil
 
@@ -234,6 +255,7 @@ def test_object_weighted_base_training_runs_and_logs(zoo, tmp_path):
             "batch_size=4",
             "object_weight=4",
             "temporal_weight=1",
+            "shared_noise=0.5",
             *SMALL,
         ]
     )

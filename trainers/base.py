@@ -77,6 +77,7 @@ class BaseConfig(TrainConfig):
     align_depth: int = 2  # ... with attribute_classifier's features of the clean clip at full resolution,
     align_classifier_low: str = ""  # ... and with this classifier's (trained with stage=1) at low resolution
     temporal_weight: float = 0.0  # > 0: + this × the clean estimate's error in frame-to-frame change
+    shared_noise: float = 0.0  # training noise with this share of its variance common to all latent frames
 
 
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
@@ -96,6 +97,17 @@ def object_mask(x0: torch.Tensor, threshold: float = 1.5) -> torch.Tensor:
     along the width: backgrounds are plain or vertical gradients, and an object covers part of a row)."""
     background = x0.median(dim=-1, keepdim=True).values
     return ((x0 - background).norm(dim=1, keepdim=True) > threshold).to(x0.dtype)
+
+
+def frame_shared_noise(x0: torch.Tensor, share: float) -> torch.Tensor:
+    """Unit Gaussian noise shaped like x0 (B, C, T, H, W) whose share `share` of the variance is one draw
+    common to every latent frame: the prior that engine.sampling's `shared_noise` samples from
+    (PYoCo's mixed noise). share = 0: independent frames, as Wan trains."""
+    eps = torch.randn_like(x0)
+    if share == 0:
+        return eps
+    common = torch.randn_like(x0[:, :, :1])
+    return share**0.5 * common + (1 - share) ** 0.5 * eps
 
 
 def temporal_error(v: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -178,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         pool = single if step < cfg.single_object_steps else None
         latents, captions = data.sample(step, cfg.low_res_batch if low else cfg.batch_size, pool)
         x0 = latents[-2 if low else -1].to(run.device)
-        eps = torch.randn_like(x0)
+        eps = frame_shared_noise(x0, cfg.shared_noise)
         sigma = logit_normal(x0.shape[0], shift=cfg.sigma_shift).to(run.device)
         x = noisy(x0, eps, sigma.view(-1, 1, 1, 1, 1))
         ids, mask = tokenize(tokenizer, captions, run.device)
