@@ -102,30 +102,27 @@ def noise_pyramid(eps_full: torch.Tensor, geometry: PyramidGeometry, wavelet: st
     return levels
 
 
-def shared_noise_start(
-    eps: torch.Tensor,
-    geometry: PyramidGeometry,
-    first: int,
-    share: float,
-    generator: torch.Generator,
-    wavelet: str = DEFAULT_WAVELET,
-) -> torch.Tensor:
-    """The first active stage's starting noise with `share` of its variance common to every latent frame.
+def shared_noise_levels(
+    levels: list[torch.Tensor], share: float, generator: torch.Generator, wavelet: str = DEFAULT_WAVELET
+) -> list[torch.Tensor]:
+    """The run's noise at every stage (`noise_pyramid`) with `share` of its variance common to all latent
+    frames: √share·S + √(1−share)·ε at each stage's resolution.
 
-    √share·S + √(1−share)·ε: S is one unit draw per channel and pixel, the same in every latent frame
-    (drawn at full resolution after ε and projected spatially to the stage, so plain and pyramidal runs
-    of a seed share it), ε the stage's own projection of the run's draw. Each element stays unit
-    Gaussian; any two latent frames correlate by `share`. Wan trains on independent frames, so this is a
-    sampling choice, not the model's prior: it makes the high-noise steps, which decide the layout,
-    decide one layout for all frames (DESIGN §6b). share = 0 returns ε and draws nothing."""
+    S is one unit draw per channel and pixel, the same in every latent frame, drawn at full resolution
+    after the run's own draw and projected spatially to each stage (so plain and pyramidal runs of a seed
+    share it). Each element stays unit Gaussian; any two latent frames correlate by `share`. The sampler
+    starts from its first stage's level and each jump takes its detail-band noise from the next one, so
+    the noise the model meets is frame-correlated at every stage. Wan trains on independent frames, so
+    this is a sampling choice, not the model's prior: it makes the high-noise steps, which decide the
+    layout, decide one layout for all frames (DESIGN §6b). share = 0 returns `levels` and draws nothing."""
     if share == 0:
-        return eps
-    channels, _, height, width = geometry.full.latent_shape
-    shape = (eps.shape[0], channels, 1, height, width)
-    common = torch.randn(shape, generator=generator, device=generator.device).float().cpu()
-    for _ in range(geometry.num_stages - 1 - first):
-        common = downsample_noise(common, wavelet, temporal=False)
-    return share**0.5 * common + (1 - share) ** 0.5 * eps
+        return levels
+    full = levels[-1]
+    shape = (full.shape[0], full.shape[1], 1, *full.shape[3:])
+    common = [torch.randn(shape, generator=generator, device=generator.device).float().cpu()]
+    while len(common) < len(levels):
+        common.insert(0, downsample_noise(common[0], wavelet, temporal=False))
+    return [share**0.5 * c + (1 - share) ** 0.5 * eps for c, eps in zip(common, levels, strict=True)]
 
 
 def sample(
@@ -147,8 +144,8 @@ def sample(
     the full-resolution stage alone is therefore exactly the plain sampler.
     `noise`: the full-resolution initial draw (batch_size, *full latent shape) instead of one from
     `generator` (which still supplies any later noise); lower stages use its projections.
-    `shared_noise`: the share of the starting noise's variance common to all latent frames
-    (`shared_noise_start`; 0, Wan's own independent frames, by default).
+    `shared_noise`: the share of the noise's variance common to all latent frames, at the start and in
+    every jump (`shared_noise_levels`; 0, Wan's own independent frames, by default).
     Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict the stage's clean signal Ŷ,
     renoise it to σ' with fresh noise on the stage's own path; the rule few-step distilled generators are
     trained with).
@@ -196,10 +193,12 @@ def sample(
     eps_full = (
         noise if noise is not None else torch.randn(shape, generator=generator, device=generator.device)
     )
-    eps = noise_pyramid(eps_full.float().cpu(), geometry, wavelet)
     if not 0.0 <= shared_noise < 1.0:
         raise ValueError(f"shared_noise must be in [0, 1), got {shared_noise}")
-    x = shared_noise_start(eps[first], geometry, first, shared_noise, generator, wavelet).clone()
+    eps = shared_noise_levels(
+        noise_pyramid(eps_full.float().cpu(), geometry, wavelet), shared_noise, generator, wavelet
+    )
+    x = eps[first].clone()
     x0 = x
     lower = None  # U = R↑ of the previous stage's final clean estimate; not needed where σ starts at 1
     for k in range(first, geometry.num_stages):

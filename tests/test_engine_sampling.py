@@ -182,3 +182,20 @@ def test_shared_noise_zero_draws_the_same_run_and_out_of_range_is_refused():
     assert torch.equal(a, b) and not torch.allclose(a, c)
     with pytest.raises(ValueError, match="shared_noise"):
         _run(_zero_denoiser, (2, 2, 1), shared_noise=1.0)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.7])
+def test_shared_noise_reaches_the_jumps_detail_noise(share):
+    """Stage 1 starts from the jump: R↑ of stage 0 (its latent frames 0 and 1 lie in different temporal
+    blocks, so the low band does not correlate them) plus the jump's fresh detail noise, which is drawn
+    frame-correlated when the share is > 0."""
+    starts = {}
+
+    def recording(x, sigma, stage):
+        starts.setdefault(stage, x.clone())
+        return torch.zeros_like(x)
+
+    _run(recording, (1, 1, 1), shared_noise=share, batch_size=1500)
+    x = starts[1]  # (1500, 4, 3, 8, 8)
+    corr = torch.corrcoef(torch.stack([x[:, :, 0].flatten(), x[:, :, 1].flatten()]))[0, 1].item()
+    assert (abs(corr) < 0.03) if share == 0 else (corr > 0.2)
