@@ -47,6 +47,7 @@ def zoo(tmp_path_factory):
             "cache_clips=8",
             "max_steps=2",
             "batch_size=4",
+            "card_shared_noise=0.8",
             *SMALL,
         ]
     )
@@ -572,6 +573,8 @@ def test_the_exported_zoo_generates_through_the_engine(zoo):
         assert result.frames.shape == (17, 64, 64, 3)
     card = json.loads((zoo / "zoo/pyramidal-wan-tiny/pyramidal_wan.json").read_text())
     assert card["pyramidal"] is True and card["shared"] == "../shared"
+    assert card["shared_noise"] == 0.8  # the base's sampling default, inherited by its pyramid
+    assert load_model(str(zoo / "zoo/wan-tiny"), device="cpu").card.shared_noise == 0.8
     assert not (zoo / "zoo/pyramidal-wan-tiny/vae").exists()  # shared, not copied
     assert model.unknown_words("a red zeppelin") == ["zeppelin"]
 

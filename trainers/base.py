@@ -78,6 +78,7 @@ class BaseConfig(TrainConfig):
     align_classifier_low: str = ""  # ... and with this classifier's (trained with stage=1) at low resolution
     temporal_weight: float = 0.0  # > 0: + this × the clean estimate's error in frame-to-frame change
     shared_noise: float = 0.0  # training noise with this share of its variance common to all latent frames
+    card_shared_noise: float = 0.0  # the exported card's sampling default (engine.sampling, DESIGN §6b)
 
 
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         frames=cfg.frames,
         height=cfg.height,
         width=cfg.width,
+        shared_noise=cfg.card_shared_noise,
     )
 
     if classifier is not None:

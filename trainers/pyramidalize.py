@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> Run:
         frames=cfg.frames,
         height=cfg.height,
         width=cfg.width,
+        shared_noise=base.card.shared_noise,  # samples as its base does (DESIGN §6b)
     )
     evaluate = None
     if cfg.eval_every:
