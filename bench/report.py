@@ -177,6 +177,7 @@ def _pct(x: float | None) -> str:
 TABLE_HEADER = (
     "model",
     "schedule",
+    "shared noise",
     "TFLOPs / video",
     "FLOPs ratio",
     "s / video",
@@ -208,6 +209,7 @@ def table_rows(rows: Sequence[dict]) -> list[list[str]]:
             [
                 r["model"],
                 r["schedule"],
+                f"{r.get('shared_noise', 0.0):g}",
                 _num(r["tflops_per_video"]),
                 _ratio(r["tflops_ratio"]) + mark,
                 _num(r["seconds_per_video"]),
@@ -269,12 +271,13 @@ def write_markdown(rows: Sequence[dict], path: Path, meta: dict, plot: Path | No
         "",
         f"{r0['n']} prompts ({r0['n_heldout']} of held-out compositions), seed {meta['seed']} (prompt i "
         f"with seed {meta['seed']} + i), {r0['frames']} frames of {r0['height']}×{r0['width']} pixels, "
-        f"each model at its card's guidance.",
+        f"each model at its card's guidance and shared noise.",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
         "|" + "|".join("---" for _ in TABLE_HEADER) + "|",
         *("| " + " | ".join(cells) + " |" for cells in table_rows(rows)),
         "",
+        "- **shared noise**: the share of the noise common to all latent frames (the card's; DESIGN §6b).",
         "- **TFLOPs / video**: the engine's FLOPs model (DESIGN §8), classifier-free guidance counted as "
         "two forwards; **FLOPs ratio**: to the same model's 0-0-50 row.",
         "- **s / video**: measured wall time of one generation (prompt encoding, sampling, VAE decode), "
