@@ -22,7 +22,14 @@ from engine.flow import guidance_mix, plain_counts, stage_clean, stage_point, ti
 from engine.pyramid import PyramidGeometry
 from engine.schedule import schedule_sigmas
 from engine.step_invariants import StepInvariants
-from engine.transitions import DEFAULT_WAVELET, downsample_noise, randn_like_shape, renoise_jump, upsample
+from engine.transitions import (
+    DEFAULT_WAVELET,
+    downsample_noise,
+    frame_shared,
+    randn_like_shape,
+    renoise_jump,
+    upsample,
+)
 
 STEP_RULES = ("euler", "x0")
 Denoiser = Callable[[torch.Tensor, float, int], torch.Tensor]
@@ -122,7 +129,7 @@ def shared_noise_levels(
     common = [torch.randn(shape, generator=generator, device=generator.device).float().cpu()]
     while len(common) < len(levels):
         common.insert(0, downsample_noise(common[0], wavelet, temporal=False))
-    return [share**0.5 * c + (1 - share) ** 0.5 * eps for c, eps in zip(common, levels, strict=True)]
+    return [frame_shared(eps, c, share) for c, eps in zip(common, levels, strict=True)]
 
 
 def sample(

@@ -151,6 +151,13 @@ def block_elements(latent_frames: int, temporal: bool, device=None) -> torch.Ten
     return n.view(1, 1, -1, 1, 1)
 
 
+def frame_shared(eps: torch.Tensor, common: torch.Tensor, share: float) -> torch.Tensor:
+    """√share·common + √(1−share)·eps: unit noise eps (B, C, T, H, W) with `share` of its variance taken
+    from `common` (B, C, 1, H, W), one unit draw for every latent frame (DESIGN §6b). Each element stays
+    unit Gaussian; two latent frames correlate by `share`."""
+    return share**0.5 * common + (1 - share) ** 0.5 * eps
+
+
 def downsample_noise(
     eps: torch.Tensor, wavelet: str = DEFAULT_WAVELET, temporal: bool = True
 ) -> torch.Tensor:

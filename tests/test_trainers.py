@@ -609,6 +609,17 @@ def test_pyramid_targets_follow_design():
             assert torch.allclose(end, y[k], atol=1e-5)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.7])
+def test_pyramid_training_noise_can_be_shared_across_frames(share):
+    g = stage_geometry(17, 64, 64, latent_channels=4)
+    y = [torch.zeros(800, 4, *s.latent_shape[1:]) for s in g.stages]
+    _, _, eps = pyramid_sample(y, 2, g, torch.Generator().manual_seed(0), shared_noise=share)
+    # (the last stage with Y = 0 at every stage: the velocity target is the noise itself)
+    first, last = eps[:, :, 0].flatten(), eps[:, :, -1].flatten()
+    assert abs(eps.var().item() - 1) < 0.03
+    assert abs(torch.corrcoef(torch.stack([first, last]))[0, 1].item() - share) < 0.03
+
+
 def test_the_clean_estimate_the_classifier_reads_is_each_stages_clean_latent_upsampled():
     """With the exact velocity, stage_clean_estimate returns Y_k at every stage and full_resolution
     R↑…R↑(Y_k): the middle stage needs κ and U (DESIGN §6a); x − σ·v alone misses there by

@@ -22,6 +22,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import PLAIN_BASELINE, clean_estimate, logit_normal, noisy, velocity_target
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
+from engine.transitions import frame_shared
 from trainers.align import Alignment
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import caption_loss
@@ -105,10 +106,7 @@ def frame_shared_noise(x0: torch.Tensor, share: float) -> torch.Tensor:
     common to every latent frame: the prior that engine.sampling's `shared_noise` samples from
     (PYoCo's mixed noise). share = 0: independent frames, as Wan trains."""
     eps = torch.randn_like(x0)
-    if share == 0:
-        return eps
-    common = torch.randn_like(x0[:, :, :1])
-    return share**0.5 * common + (1 - share) ** 0.5 * eps
+    return eps if share == 0 else frame_shared(eps, torch.randn_like(x0[:, :, :1]), share)
 
 
 def temporal_error(v: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

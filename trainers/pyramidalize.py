@@ -29,7 +29,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import masked_text, pyramid_point, stage_clean
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
-from engine.transitions import upsample
+from engine.transitions import frame_shared, upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import load as load_attributes
@@ -49,6 +49,7 @@ class PyramidalizeConfig(TrainConfig):
     zoo_dir: str = str(ZOO_DIR)
     export_dir: str = ""  # real size: where to save the finetuned transformer instead
     definition: str = "pixel"  # low-resolution clean signal: "pixel" (default) or "latent"
+    shared_noise: float = 0.0  # training noise with this share common to all latent frames (DESIGN §6b)
     data_dir: str = ""  # real size: folder of name.mp4 + name.txt; empty: the procedural latent cache
     shards_dir: str = ""  # real size: `python -m trainers.prepare` output (no VAE/text encoder per step)
     cache: str = "runs/cache/train-17x128x128.pt"
@@ -94,11 +95,19 @@ def data_step(step: int, rank: int, num_processes: int) -> int:
 
 
 def pyramid_sample(
-    y: list[torch.Tensor], k: int, geometry, generator: torch.Generator | None = None
+    y: list[torch.Tensor],
+    k: int,
+    geometry,
+    generator: torch.Generator | None = None,
+    shared_noise: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x, σ, velocity target) for stage k from clean latents y (per stage, low → high), DESIGN §6."""
+    """(x, σ, velocity target) for stage k from clean latents y (per stage, low → high), DESIGN §6;
+    `shared_noise` > 0: the noise has that share common to all latent frames (DESIGN §6b)."""
     y_k = y[k]
     eps = torch.randn(y_k.shape, generator=generator).to(y_k)
+    if shared_noise:
+        common = torch.randn((*y_k.shape[:2], 1, *y_k.shape[3:]), generator=generator).to(y_k)
+        eps = frame_shared(eps, common, shared_noise)
     rho = torch.rand(y_k.shape[0], generator=generator).to(y_k)
     return pyramid_point(y, k, geometry, eps, rho)
 
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> Run:
             rows = slice(start, start + n)
             start += n
             y = [lat[rows].to(run.device) for lat in latents[: k + 1]]
-            x, sigma, target = pyramid_sample(y, k, geometry, gen)
+            x, sigma, target = pyramid_sample(y, k, geometry, gen, cfg.shared_noise)
             v = velocity(run.model, x, sigma.to(run.device), text[rows])
             loss_k = F.mse_loss(v.float(), target.float())
             metrics[f"stage{k}"] = float(loss_k.detach())
