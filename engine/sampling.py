@@ -132,6 +132,15 @@ def shared_noise_levels(
     return [frame_shared(eps, c, share) for c, eps in zip(common, levels, strict=True)]
 
 
+def renoise_draw(x: torch.Tensor, generator: torch.Generator, share: float) -> torch.Tensor:
+    """Fresh unit noise shaped like x for the "x0" rule's renoising, with `share` of it common to all
+    latent frames (DESIGN §6b; share = 0: independent, one draw as before)."""
+    eps = randn_like_shape(x.shape, generator, x)
+    if share == 0:
+        return eps
+    return frame_shared(eps, randn_like_shape((*x.shape[:2], 1, *x.shape[3:]), generator, x), share)
+
+
 def sample(
     denoiser: Denoiser,
     geometry: PyramidGeometry,
@@ -151,8 +160,9 @@ def sample(
     the full-resolution stage alone is therefore exactly the plain sampler.
     `noise`: the full-resolution initial draw (batch_size, *full latent shape) instead of one from
     `generator` (which still supplies any later noise); lower stages use its projections.
-    `shared_noise`: the share of the noise's variance common to all latent frames, at the start and in
-    every jump (`shared_noise_levels`; 0, Wan's own independent frames, by default).
+    `shared_noise`: the share of the noise's variance common to all latent frames, at the start, in every
+    jump (`shared_noise_levels`) and in the "x0" rule's renoising (`renoise_draw`); 0, Wan's own
+    independent frames, by default.
     Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict the stage's clean signal Ŷ,
     renoise it to σ' with fresh noise on the stage's own path; the rule few-step distilled generators are
     trained with).
@@ -222,7 +232,7 @@ def sample(
             if step_rule == "euler":
                 x = torch.add(x, v, alpha=s_next - s)
             elif s_next > 0:
-                x = stage_point(x0, lower, randn_like_shape(x.shape, generator, x), s_next, *path)
+                x = stage_point(x0, lower, renoise_draw(x, generator, shared_noise), s_next, *path)
             else:
                 x = x0
             done += 1

@@ -199,3 +199,18 @@ def test_shared_noise_reaches_the_jumps_detail_noise(share):
     x = starts[1]  # (1500, 4, 3, 8, 8)
     corr = torch.corrcoef(torch.stack([x[:, :, 0].flatten(), x[:, :, 1].flatten()]))[0, 1].item()
     assert (abs(corr) < 0.03) if share == 0 else (corr > 0.2)
+
+
+def test_shared_noise_reaches_the_x0_rules_renoising():
+    """A denoiser whose clean estimate is 0 (v = x/σ): after the first "x0" step the latent is σ'·ε' with
+    ε' the renoising draw, whose frames correlate by the share."""
+    seen = []
+
+    def predicts_zero(x, sigma, stage):
+        seen.append(x.clone())
+        return x / sigma
+
+    _run(predicts_zero, (0, 0, 3), shared_noise=0.6, batch_size=1500, step_rule="x0")
+    x = seen[1]  # (1500, 4, 5, 16, 16)
+    corr = torch.corrcoef(torch.stack([x[:, :, 0].flatten(), x[:, :, 4].flatten()]))[0, 1].item()
+    assert abs(corr - 0.6) < 0.03
