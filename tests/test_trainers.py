@@ -897,7 +897,7 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     log = (zoo / f"runs/{variant}/log.csv").read_text().splitlines()
     assert ("adv" if method == "adv" else "dmd") in log[0] and "critic" in log[0] and len(log) == 3
     card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
-    assert card["step_rule"] == "x0" and card["guidance"] == 1.0
+    assert card["step_rule"] == "x0" and card["guidance"] == 1.0 and card["shared_noise"] == 0.8
     assert ("adversarially" if method == "adv" else "with DMD") in card["description"]
     model = load_model(str(zoo / "zoo" / variant), device="cpu")
     prompt = "a red circle moving left on a black background"

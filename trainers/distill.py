@@ -600,6 +600,7 @@ def distilled_card(cfg: DistillConfig, card):
         frames=card.frames,
         height=card.height,
         width=card.width,
+        shared_noise=card.shared_noise,  # samples as its generator's initialisation does (DESIGN §6b)
     )
 
 
