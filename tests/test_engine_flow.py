@@ -27,7 +27,7 @@ from engine.flow import (
     timestep,
     velocity_target,
 )
-from engine.sampling import cfg_denoiser, noise_pyramid
+from engine.sampling import cfg_denoiser, noise_pyramid, shared_noise_levels
 from engine.zoo import CARD_FILE, ModelLoadError, ModelRegistry
 
 
@@ -69,9 +69,11 @@ def test_sampler_and_distiller_guide_towards_the_prompt(guidance):
     assert torch.allclose(v, torch.full_like(x, expected))
 
 
-def test_same_seed_gives_every_schedule_the_same_initial_noise():
+@pytest.mark.parametrize("share", [0.0, 0.8])
+def test_same_seed_gives_every_schedule_the_same_initial_noise(share):
     """The Compare tab runs several schedules with one seed and promises they share their noise: the first
-    transformer input of each is the same full-resolution draw, projected to the first active stage."""
+    transformer input of each is the same full-resolution draw, projected to the first active stage, with
+    (share > 0) the same frame-common draw after it, projected spatially (DESIGN §6b)."""
     from engine.models import load_model
     from engine.pipeline import generate, make_request
 
@@ -83,7 +85,11 @@ def test_same_seed_gives_every_schedule_the_same_initial_noise():
 
     def first_input(schedule: str, seed: int = 7) -> torch.Tensor:
         request = make_request(
-            model, "a red circle moving left on a black background", schedule=schedule, seed=seed
+            model,
+            "a red circle moving left on a black background",
+            schedule=schedule,
+            seed=seed,
+            shared_noise=share,
         )
         stream = generate(model, request)
         next(stream)  # one step is enough: its input is the initial noise
@@ -99,12 +105,16 @@ def test_same_seed_gives_every_schedule_the_same_initial_noise():
     finally:
         hook.remove()
     request = make_request(model, "x", schedule="2-2-1", seed=7)
-    levels = noise_pyramid(full, request.geometry, request.wavelet)
-    assert all(torch.equal(x, full) for x in plain)
+    generator = torch.Generator().manual_seed(7)
+    draw = torch.randn((1, *request.geometry.full.latent_shape), generator=generator)
+    levels = shared_noise_levels(noise_pyramid(draw, request.geometry, request.wavelet), share, generator)
+    assert all(torch.equal(x, levels[2]) for x in [full, *plain])
     assert all(torch.equal(x, levels[1]) for x in middle)
     assert all(torch.equal(x, levels[0]) for x in low)
     assert not torch.equal(other_seed, full)
     assert abs(float(full.std()) - 1) < 0.1  # unit noise, not a scaled or shifted copy
+    frames = torch.corrcoef(torch.stack([full[:, :, 0].flatten(), full[:, :, -1].flatten()]))[0, 1]
+    assert abs(float(frames) - share) < 0.2
 
 
 def test_forward_process_velocity_and_clean_estimate_agree():
