@@ -110,7 +110,11 @@ def noise_pyramid(eps_full: torch.Tensor, geometry: PyramidGeometry, wavelet: st
 
 
 def shared_noise_levels(
-    levels: list[torch.Tensor], share: float, generator: torch.Generator, wavelet: str = DEFAULT_WAVELET
+    levels: list[torch.Tensor],
+    share: float,
+    generator: torch.Generator,
+    wavelet: str = DEFAULT_WAVELET,
+    common: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The run's noise at every stage (`noise_pyramid`) with `share` of its variance common to all latent
     frames: √share·S + √(1−share)·ε at each stage's resolution.
@@ -121,15 +125,20 @@ def shared_noise_levels(
     starts from its first stage's level and each jump takes its detail-band noise from the next one, so
     the noise the model meets is frame-correlated at every stage. Wan trains on independent frames, so
     this is a sampling choice, not the model's prior: it makes the high-noise steps, which decide the
-    layout, decide one layout for all frames (DESIGN §6b). share = 0 returns `levels` and draws nothing."""
+    layout, decide one layout for all frames (DESIGN §6b). share = 0 returns `levels` and draws nothing.
+    `common`: that full-resolution draw (B, C, 1, H, W) given instead of drawn."""
     if share == 0:
         return levels
     full = levels[-1]
     shape = (full.shape[0], full.shape[1], 1, *full.shape[3:])
-    common = [torch.randn(shape, generator=generator, device=generator.device).float().cpu()]
-    while len(common) < len(levels):
-        common.insert(0, downsample_noise(common[0], wavelet, temporal=False))
-    return [frame_shared(eps, c, share) for c, eps in zip(common, levels, strict=True)]
+    if common is None:
+        common = torch.randn(shape, generator=generator, device=generator.device)
+    elif tuple(common.shape) != shape:
+        raise ValueError(f"common noise must have shape {shape}, got {tuple(common.shape)}")
+    commons = [common.float().cpu()]
+    while len(commons) < len(levels):
+        commons.insert(0, downsample_noise(commons[0], wavelet, temporal=False))
+    return [frame_shared(eps, c, share) for c, eps in zip(commons, levels, strict=True)]
 
 
 def renoise_draw(x: torch.Tensor, generator: torch.Generator, share: float) -> torch.Tensor:
@@ -151,6 +160,7 @@ def sample(
     wavelet: str = DEFAULT_WAVELET,
     noise: torch.Tensor | None = None,
     shared_noise: float = 0.0,
+    common_noise: torch.Tensor | None = None,
 ) -> Iterator[Event]:
     """Pyramidal sampling over the stages of `geometry`, low → high, along the σ grids `sigmas`.
 
@@ -162,7 +172,8 @@ def sample(
     `generator` (which still supplies any later noise); lower stages use its projections.
     `shared_noise`: the share of the noise's variance common to all latent frames, at the start, in every
     jump (`shared_noise_levels`) and in the "x0" rule's renoising (`renoise_draw`); 0, Wan's own
-    independent frames, by default.
+    independent frames, by default. `common_noise`: its frame-common full-resolution draw (batch_size, C,
+    1, H, W) instead of one from `generator` (with `noise`, a batch whose clips match their solo runs).
     Step rules: "euler" (ODE step x ← x + (σ' − σ)·v) and "x0" (predict the stage's clean signal Ŷ,
     renoise it to σ' with fresh noise on the stage's own path; the rule few-step distilled generators are
     trained with).
@@ -213,7 +224,11 @@ def sample(
     if not 0.0 <= shared_noise < 1.0:
         raise ValueError(f"shared_noise must be in [0, 1), got {shared_noise}")
     eps = shared_noise_levels(
-        noise_pyramid(eps_full.float().cpu(), geometry, wavelet), shared_noise, generator, wavelet
+        noise_pyramid(eps_full.float().cpu(), geometry, wavelet),
+        shared_noise,
+        generator,
+        wavelet,
+        common_noise,
     )
     x = eps[first].clone()
     x0 = x

@@ -58,9 +58,10 @@ def generate_batch(model, prompts: Sequence[str], seeds: Sequence[int], **settin
     requests = [make_request(model, p, seed=s, **settings) for p, s in zip(prompts, seeds)]
     r = requests[0]
     shape = r.geometry.full.latent_shape
-    noise = torch.stack(
-        [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(q.seed)) for q in requests]
-    )
+    draws = [torch.Generator("cpu").manual_seed(q.seed) for q in requests]
+    noise = torch.stack([torch.randn(shape, generator=g) for g in draws])
+    # the frame-common draw comes next from each clip's own generator, as in a run of its own (DESIGN §6b)
+    common = torch.stack([torch.randn((shape[0], 1, *shape[2:]), generator=g) for g in draws])
     cfg = r.guidance != 1.0
     cond, uncond = model.encode_prompt(
         [q.prompt for q in requests], [q.negative_prompt for q in requests] if cfg else None
@@ -69,7 +70,16 @@ def generate_batch(model, prompts: Sequence[str], seeds: Sequence[int], **settin
     sigmas = schedule_sigmas(r.geometry, r.counts, r.shift)
     generator = torch.Generator("cpu").manual_seed(r.seed)
     for event in sample(
-        denoiser, r.geometry, sigmas, generator, len(requests), r.step_rule, r.wavelet, noise=noise
+        denoiser,
+        r.geometry,
+        sigmas,
+        generator,
+        len(requests),
+        r.step_rule,
+        r.wavelet,
+        noise=noise,
+        shared_noise=r.shared_noise,
+        common_noise=common if r.shared_noise else None,
     ):
         if event.kind == "done":
             video = model.decode(event.x0)
