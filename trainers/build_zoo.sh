@@ -17,6 +17,10 @@ for steps in 800 2400; do
     $PY -m trainers.vae --max-minutes 30 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
         decoder_context=1 max_steps=$steps lr=5e-4 warmup_steps=20 num_threads=1 out_dir=runs/vae-ctx
 done
+# 1d. two latent frames on either side (decoder_context=2), widened from 1c on the same frozen encoder
+#     (eleventh session's run; shipped in the twelfth): held-out PSNR 29.75 dB against 1c's 29.34
+$PY -m trainers.vae --max-minutes 18 init_from=assets/zoo/shared/vae decoder_channels=[12,48,96] decoder_blocks=1 \
+    decoder_context=2 max_steps=2400 lr=5e-4 warmup_steps=20 num_threads=2 out_dir=runs/vae-ctx2
 # 2. wan-tiny (+ its text encoder): recipe R1s of trainers/README.md ("Ninth/Tenth session"): from scratch with
 #    3,500 low-resolution steps first, object weight 4, the attribute loss (weight 1.5) and representation
 #    alignment (weight 0.5 at depth 2); at step 11,250 training sigma_shift goes from 3 to 5. 716 training
