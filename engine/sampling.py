@@ -25,6 +25,7 @@ from engine.step_invariants import StepInvariants
 from engine.transitions import (
     DEFAULT_WAVELET,
     downsample_noise,
+    frame_common_shape,
     frame_shared,
     randn_like_shape,
     renoise_jump,
@@ -129,8 +130,7 @@ def shared_noise_levels(
     `common`: that full-resolution draw (B, C, 1, H, W) given instead of drawn."""
     if share == 0:
         return levels
-    full = levels[-1]
-    shape = (full.shape[0], full.shape[1], 1, *full.shape[3:])
+    shape = frame_common_shape(levels[-1].shape)
     if common is None:
         common = torch.randn(shape, generator=generator, device=generator.device)
     elif tuple(common.shape) != shape:
@@ -147,7 +147,7 @@ def renoise_draw(x: torch.Tensor, generator: torch.Generator, share: float) -> t
     eps = randn_like_shape(x.shape, generator, x)
     if share == 0:
         return eps
-    return frame_shared(eps, randn_like_shape((*x.shape[:2], 1, *x.shape[3:]), generator, x), share)
+    return frame_shared(eps, randn_like_shape(frame_common_shape(x.shape), generator, x), share)
 
 
 def sample(

@@ -151,6 +151,11 @@ def block_elements(latent_frames: int, temporal: bool, device=None) -> torch.Ten
     return n.view(1, 1, -1, 1, 1)
 
 
+def frame_common_shape(shape) -> tuple[int, ...]:
+    """The shape of a draw common to every latent frame of noise shaped (B, C, T, H, W): (B, C, 1, H, W)."""
+    return (*shape[:2], 1, *shape[3:])
+
+
 def frame_shared(eps: torch.Tensor, common: torch.Tensor, share: float) -> torch.Tensor:
     """√share·common + √(1−share)·eps: unit noise eps (B, C, T, H, W) with `share` of its variance taken
     from `common` (B, C, 1, H, W), one unit draw for every latent frame (DESIGN §6b). Each element stays

@@ -22,7 +22,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import PLAIN_BASELINE, clean_estimate, logit_normal, noisy, velocity_target
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
-from engine.transitions import frame_shared
+from engine.transitions import frame_common_shape, frame_shared
 from trainers.align import Alignment
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import caption_loss
@@ -106,7 +106,13 @@ def frame_shared_noise(x0: torch.Tensor, share: float) -> torch.Tensor:
     common to every latent frame: the prior that engine.sampling's `shared_noise` samples from
     (PYoCo's mixed noise). share = 0: independent frames, as Wan trains."""
     eps = torch.randn_like(x0)
-    return eps if share == 0 else frame_shared(eps, torch.randn_like(x0[:, :, :1]), share)
+    return (
+        eps
+        if share == 0
+        else frame_shared(
+            eps, torch.randn(frame_common_shape(x0.shape), device=x0.device, dtype=x0.dtype), share
+        )
+    )
 
 
 def temporal_error(v: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

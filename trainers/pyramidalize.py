@@ -29,7 +29,7 @@ from engine.flops import TERA, TransformerSize, forward_flops
 from engine.flow import masked_text, pyramid_point, stage_clean
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
-from engine.transitions import frame_shared, upsample
+from engine.transitions import frame_common_shape, frame_shared, upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import load as load_attributes
@@ -106,7 +106,7 @@ def pyramid_sample(
     y_k = y[k]
     eps = torch.randn(y_k.shape, generator=generator).to(y_k)
     if shared_noise:
-        common = torch.randn((*y_k.shape[:2], 1, *y_k.shape[3:]), generator=generator).to(y_k)
+        common = torch.randn(frame_common_shape(y_k.shape), generator=generator).to(y_k)
         eps = frame_shared(eps, common, shared_noise)
     rho = torch.rand(y_k.shape[0], generator=generator).to(y_k)
     return pyramid_point(y, k, geometry, eps, rho)

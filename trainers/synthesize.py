@@ -31,6 +31,7 @@ from engine.models import load_model
 from engine.pipeline import make_request
 from engine.sampling import cfg_denoiser, sample
 from engine.schedule import schedule_sigmas
+from engine.transitions import frame_common_shape
 from engine.video import to_uint8_frames, write_mp4
 
 MANIFEST = "synthesize.json"
@@ -60,8 +61,9 @@ def generate_batch(model, prompts: Sequence[str], seeds: Sequence[int], **settin
     shape = r.geometry.full.latent_shape
     draws = [torch.Generator("cpu").manual_seed(q.seed) for q in requests]
     noise = torch.stack([torch.randn(shape, generator=g) for g in draws])
-    # the frame-common draw comes next from each clip's own generator, as in a run of its own (DESIGN §6b)
-    common = torch.stack([torch.randn((shape[0], 1, *shape[2:]), generator=g) for g in draws])
+    common = None  # the frame-common draw comes next from each clip's own generator, as in a run of its own
+    if r.shared_noise:
+        common = torch.cat([torch.randn(frame_common_shape((1, *shape)), generator=g) for g in draws])
     cfg = r.guidance != 1.0
     cond, uncond = model.encode_prompt(
         [q.prompt for q in requests], [q.negative_prompt for q in requests] if cfg else None
@@ -79,7 +81,7 @@ def generate_batch(model, prompts: Sequence[str], seeds: Sequence[int], **settin
         r.wavelet,
         noise=noise,
         shared_noise=r.shared_noise,
-        common_noise=common if r.shared_noise else None,
+        common_noise=common,
     ):
         if event.kind == "done":
             video = model.decode(event.x0)
