@@ -41,15 +41,22 @@ $PY -m trainers.base max_steps=12000 stop_at=8500 sigma_shift=3 $R1 out_dir=runs
     ${BASE_ARGS:-}
 $PY -m trainers.base max_steps=15000 stop_at=11250 sigma_shift=3 $R1 out_dir=runs/lane-r1 zoo_dir=runs/zoo-r1 \
     ${BASE_ARGS:-}
-# 2c. R1s: a copy of that state resumed with training sigma_shift 5 to step 13,507; copied into assets/zoo.
+# 2c. R1s: a copy of that state resumed with training sigma_shift 5 to step 13,507 (shipped until the
+#     thirteenth session; 2d branches from it).
 #     Its card samples with 0.8 of the starting noise shared by all latent frames (twelfth session; DESIGN
 #     §6b), which its learning-curve points from here on use too; the pyramids inherit it.
 [ -d runs/lane-r1s ] || { copy runs/lane-r1 runs/lane-r1s && copy runs/zoo-r1/shared runs/zoo-r1s/shared; }
 $PY -m trainers.base max_steps=15000 stop_at=13507 sigma_shift=5 $R1 card_shared_noise=0.8 out_dir=runs/lane-r1s \
     zoo_dir=runs/zoo-r1s ${BASE_ARGS:-}
-copy runs/zoo-r1s/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-r1s/shared/text_encoder assets/zoo/shared/text_encoder
+# 2d. H8 (thirteenth session): a copy of R1s's state warm-restarted (schedule stretched to 17,500 steps, so the
+#     rate jumps back to 2.1e-4) with training sigma_shift 8 and the temporal term at weight 4; copied into
+#     assets/zoo. 973 training TFLOPs in all, the lineage about 5.9 CPU-hours at one thread.
+[ -d runs/lane-h8 ] || { copy runs/lane-r1s runs/lane-h8 && rm -f runs/lane-h8/log.csv && copy runs/zoo-r1s/shared runs/zoo-h8/shared; }
+$PY -m trainers.base max_steps=17500 stop_at=0 sigma_shift=8 temporal_weight=4 $R1 card_shared_noise=0.8 \
+    out_dir=runs/lane-h8 zoo_dir=runs/zoo-h8 ${BASE_ARGS:-}
+copy runs/zoo-h8/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-h8/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 3.2% of the base's 716, with the base's attribute loss on the top two stages (without it
+#    23.0 TFLOPs = 2.4% of the base's 973, with the base's attribute loss on the top two stages (without it
 #    the finetune washes out the base's shape and motion binding: trainers/README.md)
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
     ${PYR_ARGS:-}

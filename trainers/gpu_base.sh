@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continue the shipped wan-tiny (recipe R1s, the alignment lineage: trainers/README.md, tenth and eleventh
+# Continue the shipped wan-tiny (recipe H8, the alignment lineage: trainers/README.md, tenth to thirteenth
 # sessions) with its own recipe on one lent GPU, in a single call of ≤ 9 minutes.
 #
 # Prepared on the CPU, not yet run on a GPU. The GPU machine's python3 has torch, accelerate, transformers,
@@ -35,8 +35,8 @@ fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import imageio_ffmpeg" 2> /dev/null \
     || { mkdir -p $SITE && echo '"""Stand-in: no mp4 input or output on this machine."""' > $SITE/imageio_ffmpeg.py; }
-START=assets/zoo  # R1s's recipe (the rest of the command is below)
-KNOBS="sigma_shift=5 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2 card_shared_noise=0.8
+START=assets/zoo  # H8's recipe (the rest of the command is below)
+KNOBS="sigma_shift=8 temporal_weight=4 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2 card_shared_noise=0.8
        align_classifier_low=trainers/checkpoints/latent-attributes-stage1"
 rm -rf "${WORK:?}" && mkdir -p "$WORK/zoo" && cp -r "$START/shared" "$WORK/zoo/"  # the export goes to $WORK/zoo
 finish() {  # also after a failure: what the run logged, and where the time went
