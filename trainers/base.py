@@ -106,13 +106,10 @@ def frame_shared_noise(x0: torch.Tensor, share: float) -> torch.Tensor:
     common to every latent frame: the prior that engine.sampling's `shared_noise` samples from
     (PYoCo's mixed noise). share = 0: independent frames, as Wan trains."""
     eps = torch.randn_like(x0)
-    return (
-        eps
-        if share == 0
-        else frame_shared(
-            eps, torch.randn(frame_common_shape(x0.shape), device=x0.device, dtype=x0.dtype), share
-        )
-    )
+    if share == 0:
+        return eps
+    common = torch.randn(frame_common_shape(x0.shape), device=x0.device, dtype=x0.dtype)
+    return frame_shared(eps, common, share)
 
 
 def temporal_error(v: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
