@@ -641,6 +641,60 @@ def test_the_clean_estimate_the_classifier_reads_is_each_stages_clean_latent_ups
         assert torch.allclose(naive, y[k], atol=1e-4) == (k != 1)  # κ ≠ 1 only at the middle stage
 
 
+def test_pyramidal_temporal_term_is_the_frame_change_of_each_stages_clean_estimate_error():
+    """stage_temporal_error(v, v*) = mean |Δ_t (Ŷ(v) − Ŷ(v*))|² with Ŷ the stage clean estimate at every
+    stage; without the 1/κ of the middle stage (the base's σ·(v − v*)) it would miss there by κ² ≈ 1.2."""
+    from trainers.pyramidalize import stage_clean_estimate, stage_temporal_error
+
+    g = stage_geometry(17, 64, 64, latent_channels=4)
+    y = [torch.randn(3, 4, *s.latent_shape[1:]) for s in g.stages]
+    for k in range(3):
+        x, sigma, target = pyramid_sample(y, k, g, torch.Generator().manual_seed(k))
+        v = target + torch.randn(target.shape, generator=torch.Generator().manual_seed(10 + k))
+        err = stage_clean_estimate(x, v, sigma, y, k, g) - stage_clean_estimate(x, target, sigma, y, k, g)
+        expected = err.diff(dim=2).pow(2).mean()
+        got = stage_temporal_error(v, target, sigma, k, g)
+        assert torch.allclose(got, expected, rtol=1e-4)
+        plain = base.temporal_error(v, target, sigma)
+        assert torch.allclose(plain, expected, rtol=1e-4) == (k != 1)
+    # an error shared by every frame costs nothing; one that differs between frames does
+    shared = target + torch.randn(3, 4, 1, *target.shape[3:]).expand_as(target)
+    assert stage_temporal_error(shared, target, sigma, 2, g) < 1e-10
+
+
+def test_pyramidal_temporal_term_is_logged_per_stage_and_changes_training(zoo, tmp_path):
+    import csv
+    import shutil
+
+    from safetensors.torch import load_file
+
+    weights = {}
+    for weight in (0.0, 4.0):
+        zoo_dir = tmp_path / f"zoo{weight}"
+        shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
+        shutil.copytree(zoo / "zoo/wan-tiny", zoo_dir / "wan-tiny")
+        pyramidalize.main(
+            [
+                f"out_dir={tmp_path}/runs/pyr{weight}",
+                f"zoo_dir={zoo_dir}",
+                f"cache={zoo}/cache.pt",
+                "cache_clips=8",
+                "max_steps=2",
+                "batch_size=6",
+                "use_ema=false",
+                f"temporal_weight={weight}",
+                *SMALL,
+            ]
+        )
+        weights[weight] = load_file(
+            zoo_dir / "pyramidal-wan-tiny/transformer/diffusion_pytorch_model.safetensors"
+        )
+    row = next(csv.DictReader((tmp_path / "runs/pyr4.0/log.csv").open()))
+    assert all(float(row[f"temporal{k}"]) > 0 for k in range(3))
+    assert "temporal0" not in next(csv.DictReader((tmp_path / "runs/pyr0.0/log.csv").open()))
+    assert any(not torch.equal(weights[0.0][k], weights[4.0][k]) for k in weights[0.0])
+
+
 def test_pyramidal_attribute_loss_is_logged_on_the_top_two_stages_and_changes_training(zoo, tmp_path):
     import csv
     import shutil

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.flops import TERA, TransformerSize, forward_flops
-from engine.flow import masked_text, pyramid_point, stage_clean
+from engine.flow import masked_text, pyramid_point, stage_clean, stage_kappa
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
 from engine.transitions import frame_common_shape, frame_shared, upsample
@@ -34,6 +34,7 @@ from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import load as load_attributes
 from trainers.attributes import reads_stage, stage_caption_loss
+from trainers.base import temporal_error
 from trainers.common import Run, TrainConfig, parse_config
 from trainers.curves import toybench_evaluator
 from trainers.data import FolderClips, cached
@@ -72,6 +73,7 @@ class PyramidalizeConfig(TrainConfig):
     attribute_classifier_low: str = (
         ""  # + one trained on a lower stage's latents (`trainers.attributes stage=0`)
     )
+    temporal_weight: float = 0.0  # > 0: + this × the stage clean estimate's error in frame-to-frame change
 
 
 def split_batch(batch_size: int, ratio: tuple[int, ...]) -> list[int]:
@@ -121,6 +123,17 @@ def stage_clean_estimate(
     sigma_start = 1.0 if k == 0 else stage.sigma_start
     lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
     return stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), sigma_start, stage.sigma_end)
+
+
+def stage_temporal_error(
+    v: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, k: int, geometry
+) -> torch.Tensor:
+    """The base trainer's temporal term (`trainers.base.temporal_error`) for stage k's clean estimate:
+    Ŷ(v) − Ŷ(target) = −(σ/κ)·(v − target) (DESIGN §6a), so the level is σ/κ, with κ = 1 at the first
+    and the last stage and about 1.097 at the middle one."""
+    stage = geometry.stages[k]
+    sigma_start = 1.0 if k == 0 else stage.sigma_start
+    return temporal_error(v, target, sigma / stage_kappa(sigma_start, stage.sigma_end))
 
 
 def main(argv: list[str] | None = None) -> Run:
@@ -203,6 +216,10 @@ def main(argv: list[str] | None = None) -> Run:
                 dist = F.mse_loss(v.float(), v_teacher.float())
                 metrics[f"distill{k}"] = float(dist.detach())
                 loss_k = loss_k + cfg.distill_weight * dist
+            if cfg.temporal_weight:
+                temporal = stage_temporal_error(v, target, sigma.to(run.device), k, geometry)
+                metrics[f"temporal{k}"] = float(temporal.detach())
+                loss_k = loss_k + cfg.temporal_weight * temporal
             # the stages a classifier can read (stage_caption_loss says which)
             readers = [c for c in classifiers if reads_stage(c, k, geometry)]
             if readers:
