@@ -57,9 +57,10 @@ $PY -m trainers.base max_steps=17500 stop_at=0 sigma_shift=8 temporal_weight=4 $
 copy runs/zoo-h8/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-h8/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
 #    23.0 TFLOPs = 2.4% of the base's 973, with the base's attribute loss on the top two stages (without it
-#    the finetune washes out the base's shape and motion binding: trainers/README.md)
+#    the finetune washes out the base's shape and motion binding: trainers/README.md); the pixel one with the
+#    base's temporal term on each stage's clean estimate too (fourteenth session; the latent one without it)
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
-    ${PYR_ARGS:-}
+    temporal_weight=4 ${PYR_ARGS:-}
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
     attribute_weight=1.5 \
     variant=pyramidal-wan-tiny-latent out_dir=runs/pyramidal-wan-tiny-latent ${PYR_ARGS:-}
