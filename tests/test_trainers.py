@@ -48,6 +48,7 @@ def zoo(tmp_path_factory):
             "max_steps=2",
             "batch_size=4",
             "card_shared_noise=0.8",
+            "card_guidance=4.0",
             *SMALL,
         ]
     )
@@ -143,6 +144,7 @@ def test_logs_and_checkpoints_are_written_and_runs_resume(zoo):
             "max_steps=3",
             "batch_size=4",
             "card_shared_noise=0.8",  # as the fixture's run (its export rewrites zoo/wan-tiny)
+            "card_guidance=4.0",
             *SMALL,
         ]
     )
@@ -575,7 +577,9 @@ def test_the_exported_zoo_generates_through_the_engine(zoo):
     card = json.loads((zoo / "zoo/pyramidal-wan-tiny/pyramidal_wan.json").read_text())
     assert card["pyramidal"] is True and card["shared"] == "../shared"
     assert card["shared_noise"] == 0.8  # the base's sampling default, inherited by its pyramid
-    assert load_model(str(zoo / "zoo/wan-tiny"), device="cpu").card.shared_noise == 0.8
+    base_card = load_model(str(zoo / "zoo/wan-tiny"), device="cpu").card
+    assert base_card.shared_noise == 0.8 and base_card.guidance == 4.0  # the base's card_* knobs
+    assert card["guidance"] == 3.0  # a pyramid card keeps its own guidance (tiny_card's 3)
     assert not (zoo / "zoo/pyramidal-wan-tiny/vae").exists()  # shared, not copied
     assert model.unknown_words("a red zeppelin") == ["zeppelin"]
 

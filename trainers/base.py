@@ -80,6 +80,7 @@ class BaseConfig(TrainConfig):
     temporal_weight: float = 0.0  # > 0: + this × the clean estimate's error in frame-to-frame change
     shared_noise: float = 0.0  # training noise with this share of its variance common to all latent frames
     card_shared_noise: float = 0.0  # the exported card's sampling default (engine.sampling, DESIGN §6b)
+    card_guidance: float = 3.0  # the exported card's classifier-free guidance scale
 
 
 def is_low_res(cfg: BaseConfig, step: int) -> bool:
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         height=cfg.height,
         width=cfg.width,
         shared_noise=cfg.card_shared_noise,
+        guidance=cfg.card_guidance,
     )
 
     if classifier is not None:

@@ -50,9 +50,10 @@ $PY -m trainers.base max_steps=15000 stop_at=13507 sigma_shift=5 $R1 card_shared
     zoo_dir=runs/zoo-r1s ${BASE_ARGS:-}
 # 2d. H8 (thirteenth session): a copy of R1s's state warm-restarted (schedule stretched to 17,500 steps, so the
 #     rate jumps back to 2.1e-4) with training sigma_shift 8 and the temporal term at weight 4; copied into
-#     assets/zoo. 973 training TFLOPs in all, the lineage about 5.9 CPU-hours at one thread.
+#     assets/zoo. 973 training TFLOPs in all, the lineage about 5.9 CPU-hours at one thread. Its card samples
+#     at guidance 4 (fourteenth session: measured better than 3 for H8; the pyramids keep 3).
 [ -d runs/lane-h8 ] || { copy runs/lane-r1s runs/lane-h8 && rm -f runs/lane-h8/log.csv && copy runs/zoo-r1s/shared runs/zoo-h8/shared; }
-$PY -m trainers.base max_steps=17500 stop_at=0 sigma_shift=8 temporal_weight=4 $R1 card_shared_noise=0.8 \
+$PY -m trainers.base max_steps=17500 stop_at=0 sigma_shift=8 temporal_weight=4 $R1 card_shared_noise=0.8 card_guidance=4 \
     out_dir=runs/lane-h8 zoo_dir=runs/zoo-h8 ${BASE_ARGS:-}
 copy runs/zoo-h8/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-h8/shared/text_encoder assets/zoo/shared/text_encoder
 # 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,

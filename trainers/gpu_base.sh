@@ -36,7 +36,7 @@ export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import imageio_ffmpeg" 2> /dev/null \
     || { mkdir -p $SITE && echo '"""Stand-in: no mp4 input or output on this machine."""' > $SITE/imageio_ffmpeg.py; }
 START=assets/zoo  # H8's recipe (the rest of the command is below)
-KNOBS="sigma_shift=8 temporal_weight=4 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2 card_shared_noise=0.8
+KNOBS="sigma_shift=8 temporal_weight=4 attribute_weight=1.5 lr=3e-4 align_weight=0.5 align_depth=2 card_shared_noise=0.8 card_guidance=4
        align_classifier_low=trainers/checkpoints/latent-attributes-stage1"
 rm -rf "${WORK:?}" && mkdir -p "$WORK/zoo" && cp -r "$START/shared" "$WORK/zoo/"  # the export goes to $WORK/zoo
 finish() {  # also after a failure: what the run logged, and where the time went
