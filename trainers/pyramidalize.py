@@ -114,15 +114,19 @@ def pyramid_sample(
     return pyramid_point(y, k, geometry, eps, rho)
 
 
+def walked_ends(geometry, k: int) -> tuple[float, float]:
+    """(σs, σe) stage k walks: from pure noise at stage 0, from its jump level above (DESIGN §3, §6)."""
+    stage = geometry.stages[k]
+    return (1.0 if k == 0 else stage.sigma_start), stage.sigma_end
+
+
 def stage_clean_estimate(
     x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, y: list[torch.Tensor], k: int, geometry
 ) -> torch.Tensor:
     """Stage k's clean estimate Ŷ_k at its own resolution (DESIGN §6a, U from the lower stage's clean
     latent as in training): what the attribute loss reads (through `stage_caption_loss`)."""
-    stage = geometry.stages[k]
-    sigma_start = 1.0 if k == 0 else stage.sigma_start
     lower = None if k == 0 else upsample(y[k - 1], temporal=geometry.stages[k - 1].temporal_halved)
-    return stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), sigma_start, stage.sigma_end)
+    return stage_clean(x, v, lower, sigma.view(-1, 1, 1, 1, 1), *walked_ends(geometry, k))
 
 
 def stage_temporal_error(
@@ -131,9 +135,7 @@ def stage_temporal_error(
     """The base trainer's temporal term (`trainers.base.temporal_error`) for stage k's clean estimate:
     Ŷ(v) − Ŷ(target) = −(σ/κ)·(v − target) (DESIGN §6a), so the level is σ/κ, with κ = 1 at the first
     and the last stage and about 1.097 at the middle one."""
-    stage = geometry.stages[k]
-    sigma_start = 1.0 if k == 0 else stage.sigma_start
-    return temporal_error(v, target, sigma / stage_kappa(sigma_start, stage.sigma_end))
+    return temporal_error(v, target, sigma / stage_kappa(*walked_ends(geometry, k)))
 
 
 def main(argv: list[str] | None = None) -> Run:
