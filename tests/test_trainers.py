@@ -861,16 +861,30 @@ def test_pairs_hold_the_teachers_stage_outputs(pt_method):
     den = cfg_denoiser(m.teacher.transformer, cond, uncond, m.cfg.guidance)
     gen = torch.Generator().manual_seed(m.cfg.seed)  # the jumps' top-up noise: replay make_pairs' draws
     torch.randn(m.pairs["noise"].shape, generator=gen)
-    events = sample(den, m.geometry, schedule_sigmas(m.geometry, (2, 2, 1)), gen, n, noise=m.pairs["noise"])
+    torch.randn(m.pairs["common"].shape, generator=gen)
+    # at the card's frame-shared share (0.8 in this zoo), with the pairs' own frame-common draw
+    assert m.pairs["shared_noise"] == 0.8 and m.pairs["common"].shape[2] == 1
+    events = sample(
+        den,
+        m.geometry,
+        schedule_sigmas(m.geometry, (2, 2, 1)),
+        gen,
+        n,
+        noise=m.pairs["noise"],
+        shared_noise=0.8,
+        common_noise=m.pairs["common"],
+    )
     ends = [e.x0 for e in events if e.kind == "stage_end"]
     for k in range(3):
         assert torch.allclose(ends[k], outs[k], atol=1e-5)
 
 
 def test_trained_step_is_the_generators_own_sampling_step(pt_method):
-    """The unroll is the engine's x0-rule sampler with the generator: replaying the same random draws,
-    the trained x̂0 is that sampler's clean estimate at step j and U is R↑ of the generator's own final
-    estimate of the previous stage (not R↓ of x̂0, not the data's lower stage)."""
+    """The unroll is the engine's x0-rule sampler with the generator, from the pairs' noise at the card's
+    frame-shared share (as the variant samples): replaying the same random draws, the trained x̂0 is that
+    sampler's clean estimate at step j and U is R↑ of the generator's own final estimate of the previous
+    stage (not R↓ of x̂0, not the data's lower stage). (Checked by hand: an unroll without the shared
+    noise fails the last assertion.)"""
     from engine.sampling import sample
     from trainers.zoo import velocity
 
@@ -892,12 +906,74 @@ def test_trained_step_is_the_generators_own_sampling_step(pt_method):
             return velocity(m.run.model, x, torch.full((x.shape[0],), s), m.cond[rows])
 
     sigmas = schedule_sigmas(m.geometry, m.counts)
-    events = list(sample(den, m.geometry, sigmas, m.gen, len(rows), "x0", noise=m.pairs["noise"][rows]))
+    events = sample(
+        den,
+        m.geometry,
+        sigmas,
+        m.gen,
+        len(rows),
+        "x0",
+        noise=m.pairs["noise"][rows],
+        shared_noise=m.pairs["shared_noise"],
+        common_noise=m.pairs["common"][rows],
+    )
+    events = list(events)
     steps = [e for e in events if e.kind == "step"]
     previous = next(e for e in events if e.kind == "stage_end" and e.stage == t.k - 1)
     temporal = m.geometry.stages[t.k - 1].temporal_halved
     assert torch.allclose(t.lower, upsample(previous.x0, temporal=temporal))
     assert torch.allclose(t.x0.detach(), steps[t.step].x0, atol=1e-5)
+
+
+def test_guidance_distillation_regresses_onto_the_teachers_guided_velocity_on_its_own_euler_run(zoo):
+    """method=guidance: the trained step's input is the generator's own run by its step_rule (Euler
+    here: replayed, x̂0 is the Euler sampler's estimate at step j), and the loss is the MSE between the
+    generator's velocity there and the teacher's guided velocity v_u + g·(v_c − v_u) at the same input.
+    The generator starts as a copy of the teacher, so at guidance 1 the loss is zero and at 3 it is not."""
+    from engine.flow import guidance_mix
+    from engine.sampling import sample
+    from trainers import distill
+    from trainers.zoo import velocity
+
+    def method(guidance: float):
+        args = [f"out_dir={zoo}/runs/gd-{guidance}", f"zoo_dir={zoo}/zoo", "method=guidance", "variant="]
+        args += ["pairs=3", "pair_schedule=2-2-1", "batch_size=2", "step_rule=euler", "reg_weight=0"]
+        cfg = distill.parse_config(distill.DistillConfig, [*args, f"guidance={guidance}"])
+        return distill.setup(cfg)[0]
+
+    m = method(3.0)
+    m.gen.manual_seed(3)
+    for _ in range(8):  # until a step past the first comes up
+        state = m.gen.get_state()
+        t = m.trained_step(0)
+        if t.step > 0:
+            break
+    assert t.step > 0
+    m.gen.set_state(state)
+    rows = torch.randint(0, len(m.pairs["captions"]), (m.cfg.batch_size,), generator=m.gen)
+    torch.randint(0, len(m.step_of), (1,), generator=m.gen)
+
+    def den(x, s, k):
+        with torch.no_grad():
+            return velocity(m.run.model, x, torch.full((x.shape[0],), s), m.cond[rows])
+
+    kw = dict(noise=m.pairs["noise"][rows], shared_noise=0.8, common_noise=m.pairs["common"][rows])
+    events = sample(den, m.geometry, schedule_sigmas(m.geometry, m.counts), m.gen, 2, "euler", **kw)
+    steps = [e for e in events if e.kind == "step"]
+    assert torch.allclose(t.x0.detach(), steps[t.step].x0, atol=1e-5)
+
+    m.gen.set_state(state)
+    loss, metrics = m.loss(1)
+    sigma = torch.full((2,), t.sigma)
+    with torch.no_grad():
+        v_c = velocity(m.teacher_net, t.x, sigma, t.text)
+        v_u = velocity(m.teacher_net, t.x, sigma, m.uncond.expand_as(t.text))
+    expected = torch.nn.functional.mse_loss(t.v.detach(), guidance_mix(v_c, v_u, 3.0))
+    loss = float(loss.detach())
+    assert loss == pytest.approx(float(expected), rel=1e-4) and loss > 1e-6
+    assert metrics["guided"] == pytest.approx(loss)
+    m1 = method(1.0)
+    assert float(m1.loss(1)[0]) < 1e-10
 
 
 def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
@@ -930,6 +1006,7 @@ def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
         ("plain", ["generator=wan-tiny", "teacher=wan-tiny", "schedule=0-0-2"]),
         ("adv", []),
         ("adv", ["teacher=wan-tiny"]),
+        ("guidance", ["step_rule=euler"]),
     ],
 )
 def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
@@ -954,14 +1031,17 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
         ]
     )
     log = (zoo / f"runs/{variant}/log.csv").read_text().splitlines()
-    assert ("adv" if method == "adv" else "dmd") in log[0] and "critic" in log[0] and len(log) == 3
+    term = {"adv": "adv", "guidance": "guided"}.get(method, "dmd")
+    assert term in log[0] and ("critic" in log[0]) == (method != "guidance") and len(log) == 3
     card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
-    assert card["step_rule"] == "x0" and card["guidance"] == 1.0 and card["shared_noise"] == 0.8
-    assert ("adversarially" if method == "adv" else "with DMD") in card["description"]
+    rule = "euler" if "step_rule=euler" in extra else "x0"
+    assert card["step_rule"] == rule and card["guidance"] == 1.0 and card["shared_noise"] == 0.8
+    how = {"adv": "adversarially", "guidance": "guidance distillation"}.get(method, "with DMD")
+    assert how in card["description"]
     model = load_model(str(zoo / "zoo" / variant), device="cpu")
     prompt = "a red circle moving left on a black background"
     request = make_request(model, prompt, frames=17, height=64, width=64)
-    assert request.step_rule == "x0" and request.guidance == 1.0
+    assert request.step_rule == rule and request.guidance == 1.0
     assert run(model, request).frames.shape == (17, 64, 64, 3)
 
 

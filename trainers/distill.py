@@ -37,6 +37,11 @@ they share (pairs, the unroll, renoising, the regression term, FLOPs):
   clips (the latent cache, their own lower stage) from renoised generator samples (their own lower
   stage), both through the same `renoise`; hinge loss; generator loss λ_adv·adv + λ_rec·rec. Pyramidal
   path when the teacher is pyramidal, plain otherwise.
+- `guidance` (GuidanceDistillation): no critic; at the trained step's input the generator's one
+  velocity regresses onto the teacher's guided velocity (Meng et al.'s guidance distillation on the
+  generator's own trajectory), so it samples without CFG at half the forwards.
+`step_rule` (default "x0") is the rule the generator samples with, in the unroll and on its card; the
+unroll and the teacher pairs use the card's frame-shared noise share (DESIGN §6b), as the variant samples.
 `attribute_weight` > 0 adds, for every method, the latent attribute classifier's cross-entropy between
 x̂0 and its pair's caption (top two stages; trainers/attributes.py), as the base and the pyramidal
 finetune do (measured on DMD-PT*: it bought a little motion for less shape and a worse FD, so the zoo is
@@ -80,9 +85,9 @@ from engine.flow import (
 )
 from engine.models import ZOO_DIR, load_model
 from engine.pyramid import stage_geometry
-from engine.sampling import cfg_denoiser, sample
+from engine.sampling import STEP_RULES, cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
-from engine.transitions import upsample
+from engine.transitions import frame_common_shape, upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
 from trainers.attributes import load as load_attributes
@@ -93,8 +98,6 @@ from trainers.data import cached
 from trainers.zoo import export_variant, tiny_card, velocity
 from world.captions import caption
 from world.split import sample_attributes
-
-METHODS = ("pt", "pt-star", "ot", "plain", "adv")
 
 
 @dataclasses.dataclass
@@ -130,6 +133,7 @@ class DistillConfig(TrainConfig):
     attribute_weight: float = 0.0  # > 0: + this × the latent attribute classifier's cross-entropy on x̂0
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
     eval_schedule: str = ""  # learning curve (eval_every > 0): ToyBench at this schedule; empty: `schedule`
+    step_rule: str = "x0"  # the generator's sampling rule, in the unroll and on the exported card
 
 
 class _Reached(Exception):
@@ -161,23 +165,46 @@ def random_captions(n: int, seed: int) -> list[str]:
     return [caption(sample_attributes(rng, "train", None, 0.2), rng) for _ in range(n)]
 
 
-def make_pairs(teacher, geometry, n: int, schedule: str, guidance: float, seed: int, batch: int = 16):
+def make_pairs(
+    teacher,
+    geometry,
+    n: int,
+    schedule: str,
+    guidance: float,
+    seed: int,
+    batch: int = 16,
+    shared_noise: float = 0.0,
+):
     """n (caption, initial noise, teacher outputs) triples, the noise drawn per pair from `seed`.
 
     "stage_outputs"[k]: the teacher's clean estimate at the end of stage k (its stage_end event; None
     for stages the schedule skips), the regression target of the generator's steps in stage k.
+    `shared_noise`: the share of the noise common to all latent frames, as the distilled card samples
+    (DESIGN §6b); its frame-common draw is kept per pair ("common") so that the generator's unroll
+    starts from exactly the teacher's noise.
     """
     counts = parse_schedule(schedule, geometry.num_stages)
     captions = random_captions(n, seed)
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, *geometry.full.latent_shape), generator=gen)
+    common = torch.randn(frame_common_shape(noise.shape), generator=gen) if shared_noise else None
     stage_outputs: list[list[torch.Tensor]] = [[] for _ in geometry.stages]
     for i in range(0, n, batch):
         cond, uncond = teacher.encode_prompt(captions[i : i + batch], [""] * len(captions[i : i + batch]))
         den = cfg_denoiser(teacher.transformer, cond, uncond, guidance)
         chunk = noise[i : i + batch]
         sigmas = schedule_sigmas(geometry, counts)
-        for ev in sample(den, geometry, sigmas, gen, batch_size=chunk.shape[0], noise=chunk):
+        events = sample(
+            den,
+            geometry,
+            sigmas,
+            gen,
+            batch_size=chunk.shape[0],
+            noise=chunk,
+            shared_noise=shared_noise,
+            common_noise=None if common is None else common[i : i + batch],
+        )
+        for ev in events:
             if ev.kind == "stage_end":
                 stage_outputs[ev.stage].append(ev.x0)
         print(f"teacher pairs {min(i + batch, n)}/{n}", flush=True)
@@ -185,6 +212,8 @@ def make_pairs(teacher, geometry, n: int, schedule: str, guidance: float, seed: 
     return {
         "captions": captions,
         "noise": noise,
+        "shared_noise": shared_noise,
+        "common": common,
         "output": outputs[-1],
         "stage_outputs": outputs,
         "schedule": schedule,
@@ -233,6 +262,7 @@ class Trained:
     sigma: float
     lower: torch.Tensor | None
     x0: torch.Tensor
+    v: torch.Tensor | None = None  # the generator's velocity at x (with gradient)
 
 
 class Distillation:
@@ -267,8 +297,9 @@ class Distillation:
     # the generator's own sampling ------------------------------------------------------------------
 
     def trained_step(self, step: int) -> Trained:
-        """Pick pairs and a step j of the schedule; run the generator's "x0"-rule sampling (the engine's,
-        jumps included) without gradients up to j; predict x̂0 at j with gradients."""
+        """Pick pairs and a step j of the schedule; run the generator's sampling (the engine's, by its
+        `step_rule`, jumps included, from the pairs' noise with the card's shared share) without
+        gradients up to j; predict x̂0 at j with gradients."""
         gen, model = self.gen, self.run.model
         rows = torch.randint(0, len(self.pairs["captions"]), (self.cfg.batch_size,), generator=gen)
         j = int(torch.randint(0, len(self.step_of), (1,), generator=gen))
@@ -283,10 +314,21 @@ class Distillation:
             with torch.no_grad():
                 return velocity(model, x, torch.full((x.shape[0],), s), text)
 
-        noise = self.pairs["noise"][rows]
+        noise, common = self.pairs["noise"][rows], self.pairs.get("common")
         try:
             sigmas = schedule_sigmas(self.geometry, self.counts)
-            for ev in sample(denoiser, self.geometry, sigmas, gen, len(rows), "x0", noise=noise):
+            events = sample(
+                denoiser,
+                self.geometry,
+                sigmas,
+                gen,
+                len(rows),
+                self.cfg.step_rule,
+                noise=noise,
+                shared_noise=self.pairs.get("shared_noise", 0.0),
+                common_noise=None if common is None else common[rows],
+            )
+            for ev in events:
                 if ev.kind == "stage_end":
                     finals[ev.stage] = ev.x0
         except _Reached:
@@ -298,7 +340,7 @@ class Distillation:
             lower = upsample(finals[k - 1], temporal=self.geometry.stages[k - 1].temporal_halved)
         v = velocity(model, x, torch.full((len(rows),), s), text)
         x0 = stage_clean(x, v, lower, s, *self.paths[k])
-        return Trained(rows, text, j, k, x, s, lower, x0)
+        return Trained(rows, text, j, k, x, s, lower, x0, v)
 
     # renoising on a path -----------------------------------------------------------------------------
 
@@ -513,19 +555,57 @@ class Adversarial(Distillation):
         self.critic.save()
 
 
-METHODS = {"pt": DMDPT, "pt-star": DMDPTStar, "ot": DMDOT, "plain": PlainDMD, "adv": Adversarial}
+class GuidanceDistillation(Distillation):
+    """Guidance distillation (Meng et al.), on the generator's own trajectory: at the input x of the
+    trained step (its own unroll, jumps included), its single velocity regresses onto the teacher's
+    guided one, v_u + g·(v_c − v_u), plus reg_weight × the regression onto the teacher's stage outputs.
+    The generator then samples without CFG — one forward a step instead of two — as the teacher samples
+    with it; with `step_rule=euler` its few-step run is the teacher's guided Euler run at that schedule.
+    No critic: the teacher is the only other model."""
+
+    def loss(self, step: int):
+        cfg, t = self.cfg, self.trained_step(step)
+        sigma = torch.full((len(t.rows),), t.sigma)
+        with torch.no_grad():
+            uncond = self.uncond.expand_as(t.text)
+            target = guided_velocity(self.teacher_net, t.x, sigma, t.text, uncond, cfg.guidance)
+        loss = F.mse_loss(t.v.float(), target.float())
+        metrics = {"stage": t.k, "sigma": t.sigma, "guided": float(loss.detach())}
+        if cfg.reg_weight:
+            reg = self.regression(t)
+            metrics["reg"] = float(reg.detach())
+            loss = loss + cfg.reg_weight * reg
+        loss = self.with_attribute(t, loss, metrics)
+        # forwards at stage k: generator 3 (fwd + bwd), teacher 1 or 2 (CFG)
+        metrics["train_tflops"] = self.count_flops(t, 3 + (2 if cfg.guidance != 1.0 else 1))
+        if step and step % cfg.checkpoint_every == 0:
+            self.save()
+        return loss, metrics
 
 
-def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path) -> dict:
-    """The teacher ODE pairs (shared file; regenerated when it lacks the per-stage outputs)."""
+METHODS = {
+    "pt": DMDPT,
+    "pt-star": DMDPTStar,
+    "ot": DMDOT,
+    "plain": PlainDMD,
+    "adv": Adversarial,
+    "guidance": GuidanceDistillation,
+}
+
+
+def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path, shared_noise: float = 0.0) -> dict:
+    """The teacher ODE pairs (shared file; regenerated when it lacks the per-stage outputs or its noise
+    has another frame-shared share than the distilled card samples with)."""
     path = Path(cfg.pairs_file) if cfg.pairs_file else out / "pairs.pt"
     if path.exists():
         pairs = torch.load(path)
-        if "stage_outputs" in pairs:
+        if "stage_outputs" in pairs and pairs.get("shared_noise", 0.0) == shared_noise:
             return pairs
-        print(f"{path} has no per-stage teacher outputs: regenerating it")
+        print(f"{path} has no per-stage teacher outputs or other shared noise: regenerating it")
     schedule = cfg.pair_schedule or pair_model.card.schedule
-    pairs = make_pairs(pair_model, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed)
+    pairs = make_pairs(
+        pair_model, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed, shared_noise=shared_noise
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pairs, path)
     return pairs
@@ -536,6 +616,8 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     teacher; return the method, ready to train, and the initialisation's model card."""
     if cfg.method not in METHODS:
         raise SystemExit(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    if cfg.step_rule not in STEP_RULES:
+        raise SystemExit(f"step_rule must be one of {', '.join(STEP_RULES)}, got {cfg.step_rule!r}")
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)
 
@@ -557,7 +639,7 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     # regression targets are stage outputs: a plain teacher has none below full resolution, so a
     # pyramidal schedule then takes its pairs from the generator's (pyramidal) initialisation
     pair_model = teacher if teacher.card.pyramidal or is_plain(counts) else init
-    pairs = load_pairs(cfg, pair_model, geometry, out)
+    pairs = load_pairs(cfg, pair_model, geometry, out, card.shared_noise)
     missing = [k for k, c in enumerate(counts) if c and pairs["stage_outputs"][k] is None]
     if missing:
         raise SystemExit(
@@ -587,14 +669,15 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
 
 
 def distilled_card(cfg: DistillConfig, card):
-    """The exported variant's card: the generator's pyramid, sampled over `schedule` by the "x0" rule."""
+    """The exported variant's card: the generator's pyramid, sampled over `schedule` by `step_rule`."""
+    how = {"adv": "adversarially", "guidance": f"by guidance distillation (g = {cfg.guidance})"}
     return tiny_card(
         description=f"{cfg.variant}: {cfg.generator} step-distilled "
-        + ("adversarially" if cfg.method == "adv" else "with DMD")
+        + how.get(cfg.method, "with DMD")
         + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
         pyramidal=card.pyramidal,
         schedule=cfg.schedule,
-        step_rule="x0",
+        step_rule=cfg.step_rule,
         guidance=1.0,
         boundaries=card.boundaries,
         frames=card.frames,
