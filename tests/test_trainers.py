@@ -841,6 +841,7 @@ def pt_method(zoo):
             "pair_schedule=2-2-1",
             "batch_size=2",
             "critic_updates=1",
+            "shared_noise=0.8",
         ],
     )
     method, _ = distill.setup(cfg)
@@ -862,7 +863,7 @@ def test_pairs_hold_the_teachers_stage_outputs(pt_method):
     gen = torch.Generator().manual_seed(m.cfg.seed)  # the jumps' top-up noise: replay make_pairs' draws
     torch.randn(m.pairs["noise"].shape, generator=gen)
     torch.randn(m.pairs["common"].shape, generator=gen)
-    # at the card's frame-shared share (0.8 in this zoo), with the pairs' own frame-common draw
+    # at the asked frame-shared share, with the pairs' own frame-common draw
     assert m.pairs["shared_noise"] == 0.8 and m.pairs["common"].shape[2] == 1
     events = sample(
         den,
@@ -880,8 +881,8 @@ def test_pairs_hold_the_teachers_stage_outputs(pt_method):
 
 
 def test_trained_step_is_the_generators_own_sampling_step(pt_method):
-    """The unroll is the engine's x0-rule sampler with the generator, from the pairs' noise at the card's
-    frame-shared share (as the variant samples): replaying the same random draws, the trained x̂0 is that
+    """The unroll is the engine's x0-rule sampler with the generator, from the pairs' noise at the asked
+    frame-shared share (`shared_noise`, 0.8 here): replaying the same random draws, the trained x̂0 is that
     sampler's clean estimate at step j and U is R↑ of the generator's own final estimate of the previous
     stage (not R↓ of x̂0, not the data's lower stage). (Checked by hand: an unroll without the shared
     noise fails the last assertion.)"""
@@ -938,6 +939,7 @@ def test_guidance_distillation_regresses_onto_the_teachers_guided_velocity_on_it
     def method(guidance: float):
         args = [f"out_dir={zoo}/runs/gd-{guidance}", f"zoo_dir={zoo}/zoo", "method=guidance", "variant="]
         args += ["pairs=3", "pair_schedule=2-2-1", "batch_size=2", "step_rule=euler", "reg_weight=0"]
+        args += ["shared_noise=0.8"]
         cfg = distill.parse_config(distill.DistillConfig, [*args, f"guidance={guidance}"])
         return distill.setup(cfg)[0]
 

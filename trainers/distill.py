@@ -40,8 +40,9 @@ they share (pairs, the unroll, renoising, the regression term, FLOPs):
 - `guidance` (GuidanceDistillation): no critic; at the trained step's input the generator's one
   velocity regresses onto the teacher's guided velocity (Meng et al.'s guidance distillation on the
   generator's own trajectory), so it samples without CFG at half the forwards.
-`step_rule` (default "x0") is the rule the generator samples with, in the unroll and on its card; the
-unroll and the teacher pairs use the card's frame-shared noise share (DESIGN §6b), as the variant samples.
+`step_rule` (default "x0") is the rule the generator samples with, in the unroll and on its card;
+`shared_noise` the frame-shared share of the teacher pairs' and the unroll's noise (DESIGN §6b; default 0,
+independent frames, although the cards sample at 0.8: unrolling at 0.8 measured worse, trainers/README.md).
 `attribute_weight` > 0 adds, for every method, the latent attribute classifier's cross-entropy between
 x̂0 and its pair's caption (top two stages; trainers/attributes.py), as the base and the pyramidal
 finetune do (measured on DMD-PT*: it bought a little motion for less shape and a worse FD, so the zoo is
@@ -134,6 +135,8 @@ class DistillConfig(TrainConfig):
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
     eval_schedule: str = ""  # learning curve (eval_every > 0): ToyBench at this schedule; empty: `schedule`
     step_rule: str = "x0"  # the generator's sampling rule, in the unroll and on the exported card
+    shared_noise: float = 0.0  # frame-shared share of the pairs' and the unroll's noise (DESIGN §6b); the
+    # card samples at its own 0.8 either way: unrolling at 0.8 too measured worse (trainers/README.md)
 
 
 class _Reached(Exception):
@@ -639,7 +642,7 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     # regression targets are stage outputs: a plain teacher has none below full resolution, so a
     # pyramidal schedule then takes its pairs from the generator's (pyramidal) initialisation
     pair_model = teacher if teacher.card.pyramidal or is_plain(counts) else init
-    pairs = load_pairs(cfg, pair_model, geometry, out, card.shared_noise)
+    pairs = load_pairs(cfg, pair_model, geometry, out, cfg.shared_noise)
     missing = [k for k, c in enumerate(counts) if c and pairs["stage_outputs"][k] is None]
     if missing:
         raise SystemExit(
