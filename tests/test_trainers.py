@@ -666,33 +666,42 @@ def test_pyramidal_temporal_term_is_the_frame_change_of_each_stages_clean_estima
     assert stage_temporal_error(shared, target, sigma, 2, g) < 1e-10
 
 
-def test_pyramidal_temporal_term_is_logged_per_stage_and_changes_training(zoo, tmp_path):
-    import csv
+def _pyramidalize_at(zoo, tmp_path, knob: str, values, *extra) -> dict:
+    """Two-step pyramidal finetunes of the test zoo's base, one per value of `knob` (zoo and run folders
+    named by the value), no EMA; the exported transformer's weights of each."""
     import shutil
 
     from safetensors.torch import load_file
 
     weights = {}
-    for weight in (0.0, 4.0):
-        zoo_dir = tmp_path / f"zoo{weight}"
+    for value in values:
+        zoo_dir = tmp_path / f"zoo{value}"
         shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
         shutil.copytree(zoo / "zoo/wan-tiny", zoo_dir / "wan-tiny")
         pyramidalize.main(
             [
-                f"out_dir={tmp_path}/runs/pyr{weight}",
+                f"out_dir={tmp_path}/runs/pyr{value}",
                 f"zoo_dir={zoo_dir}",
                 f"cache={zoo}/cache.pt",
                 "cache_clips=8",
                 "max_steps=2",
                 "batch_size=6",
                 "use_ema=false",
-                f"temporal_weight={weight}",
+                f"{knob}={value}",
+                *extra,
                 *SMALL,
             ]
         )
-        weights[weight] = load_file(
+        weights[value] = load_file(
             zoo_dir / "pyramidal-wan-tiny/transformer/diffusion_pytorch_model.safetensors"
         )
+    return weights
+
+
+def test_pyramidal_temporal_term_is_logged_per_stage_and_changes_training(zoo, tmp_path):
+    import csv
+
+    weights = _pyramidalize_at(zoo, tmp_path, "temporal_weight", (0.0, 4.0))
     row = next(csv.DictReader((tmp_path / "runs/pyr4.0/log.csv").open()))
     assert all(float(row[f"temporal{k}"]) > 0 for k in range(3))
     assert "temporal0" not in next(csv.DictReader((tmp_path / "runs/pyr0.0/log.csv").open()))
@@ -701,33 +710,10 @@ def test_pyramidal_temporal_term_is_logged_per_stage_and_changes_training(zoo, t
 
 def test_pyramidal_attribute_loss_is_logged_on_the_top_two_stages_and_changes_training(zoo, tmp_path):
     import csv
-    import shutil
-
-    from safetensors.torch import load_file
 
     attributes.save(attributes.LatentAttributes(frames=5), tmp_path / "attr")
-    weights = {}
-    for weight in (0.0, 1.0):
-        zoo_dir = tmp_path / f"zoo{weight}"
-        shutil.copytree(zoo / "zoo/shared", zoo_dir / "shared")
-        shutil.copytree(zoo / "zoo/wan-tiny", zoo_dir / "wan-tiny")
-        pyramidalize.main(
-            [
-                f"out_dir={tmp_path}/runs/pyr{weight}",
-                f"zoo_dir={zoo_dir}",
-                f"cache={zoo}/cache.pt",
-                "cache_clips=8",
-                "max_steps=2",
-                "batch_size=6",
-                "use_ema=false",
-                f"attribute_weight={weight}",
-                f"attribute_classifier={tmp_path}/attr",
-                *SMALL,
-            ]
-        )
-        weights[weight] = load_file(
-            zoo_dir / "pyramidal-wan-tiny/transformer/diffusion_pytorch_model.safetensors"
-        )
+    classifier = f"attribute_classifier={tmp_path}/attr"
+    weights = _pyramidalize_at(zoo, tmp_path, "attribute_weight", (0.0, 1.0), classifier)
     row = next(csv.DictReader((tmp_path / "runs/pyr1.0/log.csv").open()))
     assert float(row["attribute_ce1"]) > 0 and float(row["attribute_ce2"]) > 0 and "attribute_ce0" not in row
     # a second classifier trained on the lowest stage's own latents adds the lowest stage's term
