@@ -893,18 +893,10 @@ def test_trained_step_is_the_generators_own_sampling_step(pt_method):
             return velocity(m.run.model, x, torch.full((x.shape[0],), s), m.cond[rows])
 
     sigmas = schedule_sigmas(m.geometry, m.counts)
-    events = sample(
-        den,
-        m.geometry,
-        sigmas,
-        m.gen,
-        len(rows),
-        "x0",
-        noise=m.pairs["noise"][rows],
-        shared_noise=m.pairs["shared_noise"],
-        common_noise=m.pairs["common"][rows],
+    shared = dict(shared_noise=m.pairs["shared_noise"], common_noise=m.pairs["common"][rows])
+    events = list(
+        sample(den, m.geometry, sigmas, m.gen, len(rows), "x0", noise=m.pairs["noise"][rows], **shared)
     )
-    events = list(events)
     steps = [e for e in events if e.kind == "step"]
     previous = next(e for e in events if e.kind == "stage_end" and e.stage == t.k - 1)
     temporal = m.geometry.stages[t.k - 1].temporal_halved

@@ -182,9 +182,9 @@ def make_pairs(
 
     "stage_outputs"[k]: the teacher's clean estimate at the end of stage k (its stage_end event; None
     for stages the schedule skips), the regression target of the generator's steps in stage k.
-    `shared_noise`: the share of the noise common to all latent frames, as the distilled card samples
-    (DESIGN §6b); its frame-common draw is kept per pair ("common") so that the generator's unroll
-    starts from exactly the teacher's noise.
+    `shared_noise`: the share of the noise common to all latent frames (DESIGN §6b); its frame-common
+    draw is kept per pair ("common") so that the generator's unroll starts from exactly the teacher's
+    noise.
     """
     counts = parse_schedule(schedule, geometry.num_stages)
     captions = random_captions(n, seed)
@@ -192,11 +192,11 @@ def make_pairs(
     noise = torch.randn((n, *geometry.full.latent_shape), generator=gen)
     common = torch.randn(frame_common_shape(noise.shape), generator=gen) if shared_noise else None
     stage_outputs: list[list[torch.Tensor]] = [[] for _ in geometry.stages]
+    sigmas = schedule_sigmas(geometry, counts)
     for i in range(0, n, batch):
         cond, uncond = teacher.encode_prompt(captions[i : i + batch], [""] * len(captions[i : i + batch]))
         den = cfg_denoiser(teacher.transformer, cond, uncond, guidance)
         chunk = noise[i : i + batch]
-        sigmas = schedule_sigmas(geometry, counts)
         events = sample(
             den,
             geometry,
@@ -301,7 +301,7 @@ class Distillation:
 
     def trained_step(self, step: int) -> Trained:
         """Pick pairs and a step j of the schedule; run the generator's sampling (the engine's, by its
-        `step_rule`, jumps included, from the pairs' noise with the card's shared share) without
+        `step_rule`, jumps included, from the pairs' noise at their frame-shared share) without
         gradients up to j; predict x̂0 at j with gradients."""
         gen, model = self.gen, self.run.model
         rows = torch.randint(0, len(self.pairs["captions"]), (self.cfg.batch_size,), generator=gen)
@@ -596,18 +596,18 @@ METHODS = {
 }
 
 
-def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path, shared_noise: float = 0.0) -> dict:
+def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path) -> dict:
     """The teacher ODE pairs (shared file; regenerated when it lacks the per-stage outputs or its noise
-    has another frame-shared share than the distilled card samples with)."""
+    has another frame-shared share than `cfg.shared_noise`)."""
     path = Path(cfg.pairs_file) if cfg.pairs_file else out / "pairs.pt"
     if path.exists():
         pairs = torch.load(path)
-        if "stage_outputs" in pairs and pairs.get("shared_noise", 0.0) == shared_noise:
+        if "stage_outputs" in pairs and pairs.get("shared_noise", 0.0) == cfg.shared_noise:
             return pairs
         print(f"{path} has no per-stage teacher outputs or other shared noise: regenerating it")
     schedule = cfg.pair_schedule or pair_model.card.schedule
     pairs = make_pairs(
-        pair_model, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed, shared_noise=shared_noise
+        pair_model, geometry, cfg.pairs, schedule, cfg.guidance, cfg.seed, shared_noise=cfg.shared_noise
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pairs, path)
@@ -642,7 +642,7 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     # regression targets are stage outputs: a plain teacher has none below full resolution, so a
     # pyramidal schedule then takes its pairs from the generator's (pyramidal) initialisation
     pair_model = teacher if teacher.card.pyramidal or is_plain(counts) else init
-    pairs = load_pairs(cfg, pair_model, geometry, out, cfg.shared_noise)
+    pairs = load_pairs(cfg, pair_model, geometry, out)
     missing = [k for k, c in enumerate(counts) if c and pairs["stage_outputs"][k] is None]
     if missing:
         raise SystemExit(
