@@ -56,12 +56,13 @@ $PY -m trainers.base max_steps=15000 stop_at=13507 sigma_shift=5 $R1 card_shared
 $PY -m trainers.base max_steps=17500 stop_at=0 sigma_shift=8 temporal_weight=4 $R1 card_shared_noise=0.8 card_guidance=4 \
     out_dir=runs/lane-h8 zoo_dir=runs/zoo-h8 ${BASE_ARGS:-}
 copy runs/zoo-h8/wan-tiny assets/zoo/wan-tiny && copy runs/zoo-h8/shared/text_encoder assets/zoo/shared/text_encoder
-# 3. the pyramidal finetune (pixel definition), and the latent definition for comparison: 680 steps each,
-#    23.0 TFLOPs = 2.4% of the base's 973, with the base's attribute loss on the top two stages (without it
-#    the finetune washes out the base's shape and motion binding: trainers/README.md); the pixel one with the
-#    base's temporal term on each stage's clean estimate too (fourteenth session; the latent one without it)
-$PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=12000 num_threads=1 attribute_weight=1.5 \
-    temporal_weight=4 ${PYR_ARGS:-}
+# 3. the pyramidal finetune (pixel definition), and the latent definition for comparison, with the base's
+#    attribute loss on the top two stages (without it the finetune washes out the base's shape and motion
+#    binding: trainers/README.md). The pixel one: 2,400 steps, 81.3 TFLOPs = 8.4% of the base's 973, attribute
+#    weight 3 and the base's temporal term on each stage's clean estimate (sixteenth session; ~37 minutes).
+#    The latent one: 680 steps (23.0 TFLOPs), weight 1.5, no temporal term (as measured in earlier sessions).
+$PY -m trainers.pyramidalize --max-minutes 60 max_steps=2400 cache_clips=12000 num_threads=1 attribute_weight=3 \
+    temporal_weight=4 eval_every=600 ${PYR_ARGS:-}
 $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num_threads=1 definition=latent \
     attribute_weight=1.5 \
     variant=pyramidal-wan-tiny-latent out_dir=runs/pyramidal-wan-tiny-latent ${PYR_ARGS:-}
@@ -73,8 +74,19 @@ $PY -m trainers.pyramidalize --max-minutes 30 max_steps=680 cache_clips=4000 num
 #    the plain baseline regresses onto wan-tiny's own 0-0-50 outputs
 PAIRS_PYR="pairs_file=runs/pairs-pyramidal-wan-tiny.pt"
 PAIRS_WAN="pairs_file=runs/pairs-wan-tiny-0-0-50.pt"
-#    DMD-PT* runs 25 minutes (1,000 steps; its FD kept falling to step ~700), the others 10 as measured before
-$PY -m trainers.distill --max-minutes 25 max_steps=1000 $PAIRS_PYR ${DMD_ARGS:-}
+#    pyramidal-wan-tiny-dmd is DMD-PT* started from a guidance-distilled pyramid (fifteenth/sixteenth sessions:
+#    better shape and FD than DMD-PT* from the pyramid itself), both on the Euler rule:
+#    4a. guidance distillation (800 steps, ~7 minutes) on teacher pairs at frame-shared share 0.8, exported to a
+#        staging zoo (not shipped); 4b. DMD-PT* from it, the cosine schedule spanning 1,000 steps, stopped at 800
+copy assets/zoo/shared runs/zoo-gd/shared && copy assets/zoo/pyramidal-wan-tiny runs/zoo-gd/pyramidal-wan-tiny
+$PY -m trainers.distill --max-minutes 30 method=guidance step_rule=euler lr=1e-4 max_steps=800 shared_noise=0.8 \
+    pairs_file=runs/pairs-s08-pyramidal-wan-tiny.pt zoo_dir=runs/zoo-gd out_dir=runs/gd variant=pyramidal-wan-tiny-gd \
+    ${DMD_ARGS:-}
+$PY -m trainers.distill --max-minutes 30 max_steps=1000 stop_at=800 step_rule=euler \
+    generator=runs/zoo-gd/pyramidal-wan-tiny-gd $PAIRS_PYR ${DMD_ARGS:-}
+#    the paper's comparison: DMD-PT* (from the pyramid itself, "x0" rule), DMD-PT and DMD-OT, 25 / 10 / 10 minutes
+$PY -m trainers.distill --max-minutes 25 max_steps=1000 variant=pyramidal-wan-tiny-dmd-ptstar out_dir=runs/dmd-ptstar \
+    $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=pt variant=pyramidal-wan-tiny-dmd-pt \
     out_dir=runs/dmd-pt $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=ot teacher=wan-tiny teacher_lowres_steps=200 \
