@@ -675,7 +675,7 @@ def distilled_card(cfg: DistillConfig, card):
     """The exported variant's card: the generator's pyramid, sampled over `schedule` by `step_rule`."""
     how = {"adv": "adversarially", "guidance": f"by guidance distillation (g = {cfg.guidance})"}
     return tiny_card(
-        description=f"{cfg.variant}: {cfg.generator} step-distilled "
+        description=f"{cfg.variant}: {Path(cfg.generator).name} step-distilled "
         + how.get(cfg.method, "with DMD")
         + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
         pyramidal=card.pyramidal,
