@@ -4,6 +4,7 @@ engine loading of the whole zoo chain (VAE → wan-tiny → pyramidal-wan-tiny).
 import csv
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -169,6 +170,68 @@ def test_stop_at_ends_a_run_early_without_changing_its_schedule(zoo, tmp_path):
     assert json.loads((tmp_path / "runs/split/state/step.json").read_text())["step"] == 2
     whole = lrs("whole")
     assert len(whole) == 4 and lrs("split") == whole
+
+
+def test_fitted_steps_spend_the_margin_of_the_time_left():
+    from trainers.common import TIME_MARGIN, fitted_steps
+
+    assert fitted_steps(100, 60.0, 0.5, 2.0) == 100 + int(60 * TIME_MARGIN / 0.5)
+    assert fitted_steps(100, 200.0, 0.5, 2.0) == 101  # out of time: one more step ends the schedule
+
+
+def test_fit_to_time_ends_the_schedule_as_the_time_runs_out(zoo, tmp_path, monkeypatch):
+    """A clock that advances 1 s whenever the loop reads it, a 40-second run of nominally 1,000 steps:
+    after the calibration steps max_steps is refitted (config.json says so), the run reaches it inside the
+    time and its last learning rate is the schedule's floor. Without the refit the run would stop at the
+    time limit near the start of a 1,000-step cosine, at a learning rate near its peak."""
+    import shutil
+
+    from trainers import common
+
+    class Clock:
+        now = 0.0
+
+        def time(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr(common, "time", Clock())
+    monkeypatch.setattr(common, "CALIBRATION", (1, 3))
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+    args = [f"out_dir={tmp_path}/run", f"zoo_dir={tmp_path}/zoo", f"cache={zoo}/cache.pt", "cache_clips=8"]
+    base.main(
+        [
+            *args,
+            "max_steps=1000",
+            "warmup_steps=1",
+            "batch_size=4",
+            "fit_to_time=true",
+            *SMALL,
+            "--max-minutes",
+            "0.67",
+        ]
+    )
+    fitted = json.loads((tmp_path / "run/config.json").read_text())["max_steps"]
+    rows = list(csv.DictReader((tmp_path / "run/log.csv").open()))
+    assert 3 < fitted < 40 and int(rows[-1]["step"]) == fitted
+    t = (fitted - 2) / (fitted - 1)  # the last step's place in the cosine after the 1-step warm-up
+    assert float(rows[-1]["lr"]) == pytest.approx(1e-3 * (0.1 + 0.45 * (1 + math.cos(math.pi * t))), rel=1e-6)
+    assert float(rows[-1]["lr"]) < 0.15e-3
+
+
+def test_a_failing_learning_curve_point_does_not_end_the_run(tmp_path, capsys):
+    from trainers.common import Run, TrainConfig
+
+    model = torch.nn.Linear(2, 1)
+    run = Run(TrainConfig(out_dir=str(tmp_path), max_steps=3, eval_every=1, log_every=1), model)
+
+    def evaluate(step: int) -> dict[str, float]:
+        raise RuntimeError("no such device")
+
+    run.train(lambda step: (model(torch.ones(1, 2)).pow(2).sum(), {}), evaluate)
+    assert json.loads((tmp_path / "state/step.json").read_text())["step"] == 3
+    assert "evaluation at step 1 failed" in capsys.readouterr().out
+    assert not (tmp_path / "curves.csv").exists()
 
 
 def test_sigterm_stops_a_run_cleanly_saved_and_exported(zoo, tmp_path, monkeypatch):
@@ -371,6 +434,9 @@ def test_a_cache_built_by_several_processes_equals_the_one_built_by_one(zoo):
     assert [a.to_dict() for a in one.attributes] == [a.to_dict() for a in two.attributes]
     other = build_cache(shared, **{**kwargs, "seed": 4})
     assert not torch.equal(one.latents[-1], other.latents[-1])  # the seed reaches every chunk
+    rendered = build_cache(shared, workers=2, encode_on="cpu", **kwargs)  # workers render, this encodes
+    assert all(torch.allclose(a.float(), b.float(), atol=2e-3) for a, b in zip(one.latents, rendered.latents))
+    assert [a.to_dict() for a in one.attributes] == [a.to_dict() for a in rendered.attributes]
 
 
 def test_low_resolution_curriculum_schedule_counts_its_steps():
@@ -543,6 +609,34 @@ def test_init_from_starts_at_the_given_weights(zoo, tmp_path):
     assert given.keys() == started.keys() == fresh.keys()
     assert all(torch.equal(given[k], started[k]) for k in given)
     assert not all(torch.equal(given[k], fresh[k]) for k in given)  # a fresh start (seed 1) differs
+
+
+def test_a_continuation_can_keep_the_shared_text_encoder(zoo, tmp_path, monkeypatch):
+    """init_from with train_text_encoder=false at a large learning rate: the transformer moves, the
+    exported text encoder is the given one exactly and was never in training mode (no dropout)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    shutil.copytree(zoo / "zoo/shared", tmp_path / "zoo/shared")
+    weights = "text_encoder/model.safetensors"
+    given = load_file(zoo / "zoo/shared" / weights)
+    seen = []
+    encoder_forward = base.TextToVelocity.embed
+
+    def embed(self, ids, mask):
+        seen.append(self.text_encoder.training)
+        return encoder_forward(self, ids, mask)
+
+    monkeypatch.setattr(base.TextToVelocity, "embed", embed)
+    args = [f"out_dir={tmp_path}/run", f"zoo_dir={tmp_path}/zoo", f"cache={zoo}/cache.pt", "cache_clips=8"]
+    continued = [f"init_from={zoo}/zoo/wan-tiny", "train_text_encoder=false", "lr=1e-2", "warmup_steps=1"]
+    base.main([*args, *continued, "max_steps=2", "batch_size=2", *SMALL])
+    kept = load_file(tmp_path / "zoo/shared" / weights)
+    assert all(torch.equal(given[k], kept[k]) for k in given) and seen and not any(seen)
+    before = load_file(zoo / "zoo/wan-tiny/transformer/diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "zoo/wan-tiny/transformer/diffusion_pytorch_model.safetensors")
+    assert not all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_single_object_pool_draws_only_one_object_clips(zoo):

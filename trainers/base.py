@@ -66,6 +66,8 @@ class BaseConfig(TrainConfig):
     sigma_shift: float = 1.0  # training σ: logit-normal with this timestep shift; > 1: more high noise
     single_object_steps: int = 0  # the first this many steps draw only one-object clips
     init_from: str = ""  # start from a model's weights (zoo name or folder): transformer + text encoder
+    train_text_encoder: bool = True  # False (with init_from): the text encoder stays as it is, so the zoo's
+    # other variants, which share it, stay consistent with the continued base
     num_layers: int = 4  # transformer size (trainers.zoo.TINY_TRANSFORMER's defaults; ignored with init_from)
     num_heads: int = 4  # attention heads of 32 channels each: width = 32 · num_heads
     ffn_dim: int = 512
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         start = load_model(cfg.init_from, device="cpu", dtype="float32")
         model = TextToVelocity(copy.deepcopy(start.transformer), copy.deepcopy(start.pipe.text_encoder))
         model.train().requires_grad_(True)
+        model.text_encoder.requires_grad_(cfg.train_text_encoder)
     else:
         transformer = tiny_transformer(
             num_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim

@@ -64,6 +64,19 @@ class TrainConfig:
     eval_schedule: str = "0-0-20"  # ... at this (cheap) schedule
     lr_floor: float = 0.1  # the cosine decay ends at lr_floor × lr (1: constant after the warm-up)
     stop_at: int = 0  # stop (saved, exported) at this step, the schedule still spanning max_steps (0: off)
+    fit_to_time: bool = False  # with max_minutes: max_steps is reset from the measured step rate after
+    # CALIBRATION steps, so that the cosine schedule ends as the time runs out (a GPU call of fixed length)
+
+
+CALIBRATION = (20, 120)  # fit_to_time measures the steps between these (counted from the run's start)
+TIME_MARGIN = 0.9  # ... and plans the rest at this share of the remaining time (evaluations, the export)
+
+
+def fitted_steps(step: int, elapsed_s: float, rate_s: float, max_minutes: float) -> int:
+    """The max_steps at which a run now at `step`, `elapsed_s` into `max_minutes`, taking `rate_s` seconds
+    a step, ends its schedule inside the time (TIME_MARGIN of what is left)."""
+    left = max(0.0, max_minutes * 60 - elapsed_s) * TIME_MARGIN
+    return step + max(1, int(left / max(rate_s, 1e-9)))
 
 
 def parse_config(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
@@ -143,6 +156,8 @@ class Run:
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+        if self.accelerator.device.type == "cuda":  # TF32 matrix products: float32 weights, tensor cores
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(cfg.seed)
         params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
         self.params = params
@@ -205,10 +220,27 @@ class Run:
         running: dict[str, float] = {}  # metric sums since the last log row, and how many steps measured each
         counts: dict[str, int] = {}
         stop = StopRequest()
+        first, marks = self.step, {}  # fit_to_time: wall clock at the calibration steps
         try:
             self.model.train()
             last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
             while self.step < last:
+                if cfg.fit_to_time and cfg.max_minutes and self.step - first in CALIBRATION:
+                    marks[self.step - first] = time.time()
+                    if len(marks) == 2:
+                        rate = (marks[CALIBRATION[1]] - marks[CALIBRATION[0]]) / (
+                            CALIBRATION[1] - CALIBRATION[0]
+                        )
+                        cfg.max_steps = fitted_steps(self.step, time.time() - start, rate, cfg.max_minutes)
+                        last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+                        bar.total = cfg.max_steps
+                        self.accelerator.print(
+                            f"fit_to_time: {rate:.3f} s a step, max_steps now {cfg.max_steps}"
+                        )
+                        if self.accelerator.is_main_process:  # the config as run
+                            (self.out / "config.json").write_text(
+                                json.dumps(dataclasses.asdict(cfg), indent=2)
+                            )
                 if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
                     self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
                     break
@@ -271,12 +303,16 @@ class Run:
         if not self.accelerator.is_main_process or any(int(r["step"]) == self.step for r in rows):
             return
         began = time.time()
-        with self.ema_weights() as model:
-            model.eval()
-            try:
-                measures = evaluate(self.step)
-            finally:
-                model.train()
+        try:
+            with self.ema_weights() as model:
+                model.eval()
+                try:
+                    measures = evaluate(self.step)
+                finally:
+                    model.train()
+        except Exception as error:  # a failed learning-curve point is reported, never the end of the run
+            self.accelerator.print(f"curve: the evaluation at step {self.step} failed: {error!r}")
+            return
         row = {
             "step": self.step,
             "minutes": round((began - start) / 60, 3),

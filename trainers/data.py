@@ -25,7 +25,7 @@ import torch
 from engine.flow import normalise_latents
 from engine.pyramid import stage_geometry
 from engine.transitions import downsample
-from world import ClipAttributes, caption, make_batch
+from world import ClipAttributes, caption, make_batch, to_tensor, to_uint8
 
 DEFINITIONS = ("pixel", "latent")
 
@@ -117,6 +117,19 @@ def _encode_chunk(job: tuple) -> tuple[list[torch.Tensor], list[ClipAttributes]]
     return [lat.to(torch.float16).cpu() for lat in latents], batch.attributes
 
 
+def _render_chunk(job: tuple) -> tuple[np.ndarray, list[ClipAttributes]]:
+    """A chunk of build_cache rendered, not encoded: uint8 (B, F, H, W, 3), as the world draws it."""
+    seed, n, frames, height, width, _, _ = job
+    batch = make_batch(seed, n, frames, height, width, split="train")
+    return to_uint8(batch.videos), batch.attributes
+
+
+@torch.no_grad()
+def _encode_rendered(vae, num_stages: int, definition: str, videos: np.ndarray, attributes: list):
+    latents = stage_latents(vae, to_tensor(videos).to(vae.device), num_stages, definition)
+    return [lat.to(torch.float16).cpu() for lat in latents], attributes
+
+
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
@@ -133,25 +146,32 @@ def build_cache(
     chunk: int = 32,
     log_every: int = 20,
     workers: int = 1,
+    encode_on: str = "",
 ) -> LatentCache:
     """Render `clips` training-split clips and encode them at every stage (minutes on a CPU). Chunk c of
     `chunk` clips is drawn with seed `seed · 7919 + c`, so `workers` > 1 (forked processes of one thread
-    each, the VAE on the CPU) builds the same cache in about 1/workers of the time."""
+    each, the VAE on the CPU) builds the same cache in about 1/workers of the time. With `encode_on` (a
+    device: "cuda" on a GPU machine) the workers only render (a tenth of the work) and this process
+    encodes on that device."""
     global _ENCODER
     _ENCODER = vae
     jobs = [
         (seed * 7_919 + c, min(chunk, clips - c * chunk), frames, height, width, num_stages, definition)
         for c in range(math.ceil(clips / chunk))
     ]
+    work = _render_chunk if encode_on else _encode_chunk
     per_stage: list[list[torch.Tensor]] = [[] for _ in range(num_stages)]
     attributes: list[ClipAttributes] = []
     with contextlib.ExitStack() as stack:
-        if workers > 1:
+        if workers > 1:  # forked before this process touches the device (the workers never do)
             fork = multiprocessing.get_context("fork")
             pool = stack.enter_context(ProcessPoolExecutor(workers, fork, _one_thread))
-            results = pool.map(_encode_chunk, jobs)
+            results = pool.map(work, jobs)
         else:
-            results = map(_encode_chunk, jobs)
+            results = map(work, jobs)
+        if encode_on:
+            vae = vae.to(encode_on)
+            results = (_encode_rendered(vae, num_stages, definition, *r) for r in results)
         for c, (latents, attrs) in enumerate(results):
             for k, lat in enumerate(latents):
                 per_stage[k].append(lat)

@@ -72,6 +72,13 @@ class TextToVelocity(nn.Module):
         self.transformer = transformer
         self.text_encoder = text_encoder
 
+    def train(self, mode: bool = True) -> TextToVelocity:
+        """A frozen text encoder (no parameter trained) stays in eval mode: no dropout on what it embeds."""
+        super().train(mode)
+        if not any(p.requires_grad for p in self.text_encoder.parameters()):
+            self.text_encoder.eval()
+        return self
+
     def embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_text(self.text_encoder(input_ids, mask).last_hidden_state, mask)
 
