@@ -75,15 +75,15 @@ $PY -m trainers.pyramidalize --max-minutes 60 max_steps=2400 cache_clips=12000 n
 #    the plain baseline regresses onto wan-tiny's own 0-0-50 outputs
 PAIRS_PYR="pairs_file=runs/pairs-pyramidal-wan-tiny.pt"
 PAIRS_WAN="pairs_file=runs/pairs-wan-tiny-0-0-50.pt"
-#    DMD-PT* runs 800 steps at lr 5e-5 with no regression term (seventeenth session: FD and "all" better on
-#    each of three seeds than 1,000 steps at the defaults 2e-5 and 0.01, which PT, OT and adversarial keep, so
-#    that the methods compare at one recipe); PT, OT and adversarial stop at the steps the fourteenth
-#    session's time limits reached (475, 500, 775), their schedules spanning 800
+#    DMD-PT*, DMD-PT and DMD-OT run 800 steps at lr 5e-5 with no regression term (seventeenth session: for
+#    each of the three, FD better on the three-seed mean than the earlier 2e-5 with regression 0.01; the
+#    adversarial variant stops at step 775 of 800, as the fourteenth session's time limit did)
 #    (Guidance distillation first, then DMD-PT*, measured level with DMD-PT* alone on this pyramid: README.)
-$PY -m trainers.distill --max-minutes 40 max_steps=800 lr=5e-5 reg_weight=0 $PAIRS_PYR ${DMD_ARGS:-}
-$PY -m trainers.distill --max-minutes 25 max_steps=800 stop_at=475 method=pt variant=pyramidal-wan-tiny-dmd-pt \
-    out_dir=runs/dmd-pt $PAIRS_PYR ${DMD_ARGS:-}
-$PY -m trainers.distill --max-minutes 25 max_steps=800 stop_at=500 method=ot teacher=wan-tiny teacher_lowres_steps=200 \
+DMD="max_steps=800 lr=5e-5 reg_weight=0"
+$PY -m trainers.distill --max-minutes 40 $DMD $PAIRS_PYR ${DMD_ARGS:-}
+$PY -m trainers.distill --max-minutes 30 $DMD method=pt variant=pyramidal-wan-tiny-dmd-pt out_dir=runs/dmd-pt \
+    $PAIRS_PYR ${DMD_ARGS:-}
+$PY -m trainers.distill --max-minutes 30 $DMD method=ot teacher=wan-tiny teacher_lowres_steps=200 \
     variant=pyramidal-wan-tiny-dmd-ot out_dir=runs/dmd-ot $PAIRS_PYR ${DMD_ARGS:-}
 $PY -m trainers.distill --max-minutes 10 max_steps=800 method=plain generator=wan-tiny teacher=wan-tiny \
     schedule=0-0-4 critic_updates=2 lr=1e-4 variant=wan-tiny-dmd out_dir=runs/wan-tiny-dmd $PAIRS_WAN ${DMD_ARGS:-}
