@@ -173,12 +173,27 @@ class Run:
             self.accelerator.load_state(str(self.state_dir))
             self.step = json.loads((self.state_dir / "step.json").read_text())["step"]
             self.accelerator.print(f"resumed {self.out} at step {self.step}")
-        if self.accelerator.is_main_process:
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        self.write_config()
 
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
+
+    def write_config(self) -> None:
+        """out_dir/config.json: the run's config as it runs (fit_to_time rewrites max_steps)."""
+        if self.accelerator.is_main_process:
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2))
+
+    def last_step(self) -> int:
+        cfg = self.cfg
+        return min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+
+    def fit_schedule(self, rate_s: float, start: float) -> None:
+        """fit_to_time: max_steps such that the cosine schedule ends inside max_minutes at `rate_s` a step."""
+        cfg = self.cfg
+        cfg.max_steps = fitted_steps(self.step, time.time() - start, rate_s, cfg.max_minutes)
+        self.accelerator.print(f"fit_to_time: {rate_s:.3f} s a step, max_steps now {cfg.max_steps}")
+        self.write_config()
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to lr_floor × lr (default 10%) over max_steps."""
@@ -220,27 +235,16 @@ class Run:
         running: dict[str, float] = {}  # metric sums since the last log row, and how many steps measured each
         counts: dict[str, int] = {}
         stop = StopRequest()
-        first, marks = self.step, {}  # fit_to_time: wall clock at the calibration steps
+        first, marks = self.step, []  # fit_to_time: wall clock at the calibration steps
         try:
             self.model.train()
-            last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+            last = self.last_step()
             while self.step < last:
                 if cfg.fit_to_time and cfg.max_minutes and self.step - first in CALIBRATION:
-                    marks[self.step - first] = time.time()
-                    if len(marks) == 2:
-                        rate = (marks[CALIBRATION[1]] - marks[CALIBRATION[0]]) / (
-                            CALIBRATION[1] - CALIBRATION[0]
-                        )
-                        cfg.max_steps = fitted_steps(self.step, time.time() - start, rate, cfg.max_minutes)
-                        last = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
-                        bar.total = cfg.max_steps
-                        self.accelerator.print(
-                            f"fit_to_time: {rate:.3f} s a step, max_steps now {cfg.max_steps}"
-                        )
-                        if self.accelerator.is_main_process:  # the config as run
-                            (self.out / "config.json").write_text(
-                                json.dumps(dataclasses.asdict(cfg), indent=2)
-                            )
+                    marks.append(time.time())
+                    if len(marks) == len(CALIBRATION):
+                        self.fit_schedule((marks[1] - marks[0]) / (CALIBRATION[1] - CALIBRATION[0]), start)
+                        last, bar.total = self.last_step(), cfg.max_steps
                 if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
                     self.accelerator.print(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
                     break

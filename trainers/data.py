@@ -109,16 +109,9 @@ class LatentCache:
 _ENCODER = None  # the VAE a build_cache worker encodes with (inherited through fork)
 
 
-def _encode_chunk(job: tuple) -> tuple[list[torch.Tensor], list[ClipAttributes]]:
-    """One chunk of build_cache: render clips with the chunk's own seed and encode them at every stage."""
-    seed, n, frames, height, width, num_stages, definition = job
-    batch = make_batch(seed, n, frames, height, width, split="train")
-    latents = stage_latents(_ENCODER, batch.videos, num_stages, definition)
-    return [lat.to(torch.float16).cpu() for lat in latents], batch.attributes
-
-
 def _render_chunk(job: tuple) -> tuple[np.ndarray, list[ClipAttributes]]:
-    """A chunk of build_cache rendered, not encoded: uint8 (B, F, H, W, 3), as the world draws it."""
+    """A chunk of build_cache rendered with the chunk's own seed: uint8 (B, F, H, W, 3), as the world
+    draws it (so the uint8 round trip is exact)."""
     seed, n, frames, height, width, _, _ = job
     batch = make_batch(seed, n, frames, height, width, split="train")
     return to_uint8(batch.videos), batch.attributes
@@ -126,8 +119,15 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, list[ClipAttributes]]:
 
 @torch.no_grad()
 def _encode_rendered(vae, num_stages: int, definition: str, videos: np.ndarray, attributes: list):
+    """Rendered clips encoded at every stage on the VAE's device, stored as float16 on the CPU."""
     latents = stage_latents(vae, to_tensor(videos).to(vae.device), num_stages, definition)
     return [lat.to(torch.float16).cpu() for lat in latents], attributes
+
+
+def _encode_chunk(job: tuple) -> tuple[list[torch.Tensor], list[ClipAttributes]]:
+    """One chunk of build_cache, rendered and encoded in this (worker) process."""
+    *_, num_stages, definition = job
+    return _encode_rendered(_ENCODER, num_stages, definition, *_render_chunk(job))
 
 
 def _one_thread() -> None:
