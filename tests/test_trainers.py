@@ -1,6 +1,7 @@
 """Trainers: smoke runs on tiny configs (seconds each), resumption, the pyramidal targets, and export →
 engine loading of the whole zoo chain (VAE → wan-tiny → pyramidal-wan-tiny)."""
 
+import copy
 import csv
 import itertools
 import json
@@ -1081,6 +1082,7 @@ def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
         ("adv", []),
         ("adv", ["teacher=wan-tiny"]),
         ("guidance", ["step_rule=euler"]),
+        ("pt-star", ["gan_weight=0.1"]),
     ],
 )
 def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
@@ -1107,6 +1109,8 @@ def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
     log = (zoo / f"runs/{variant}/log.csv").read_text().splitlines()
     term = {"adv": "adv", "guidance": "guided"}.get(method, "dmd")
     assert term in log[0] and ("critic" in log[0]) == (method != "guidance") and len(log) == 3
+    gan = "gan_weight=0.1" in extra  # DMD2's GAN term: its discriminator is logged and checkpointed
+    assert ("disc" in log[0]) == gan and (zoo / f"runs/{variant}/state/discriminator.pt").exists() == gan
     card = json.loads((zoo / f"zoo/{variant}/pyramidal_wan.json").read_text())
     rule = "euler" if "step_rule=euler" in extra else "x0"
     assert card["step_rule"] == rule and card["guidance"] == 1.0 and card["shared_noise"] == 0.8
@@ -1296,17 +1300,59 @@ def test_distill_lora_trains_adapters_only_and_exports_a_plain_model(zoo):
 
 
 def test_feature_discriminator_trains_heads_only_and_passes_gradients_to_its_input():
+    """... and the transformer it reads stays usable on its own (DMD's real score is the same teacher):
+    a plain forward in between collects nothing and leaves the logits unchanged."""
     from trainers.distill import FeatureDiscriminator
+    from trainers.zoo import velocity
 
     net = tiny_wan_transformer()
     d = FeatureDiscriminator(net)
     x = torch.randn(3, 4, 2, 4, 4, requires_grad=True)
-    logits = d(x, torch.rand(3), torch.randn(3, 5, 8))
+    sigma, text = torch.rand(3), torch.randn(3, 5, 8)
+    logits = d(x, sigma, text)
     assert logits.shape == (3,)
+    with torch.no_grad():
+        velocity(net, x, sigma, text)
+    assert d._features is None and torch.equal(d(x, sigma, text), logits)
     logits.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())
     assert all(p.grad is not None for p in d.heads.parameters())
+
+
+def test_dmd_gan_term_renoises_real_clips_like_generated_ones_and_trains_the_generator_through_it(
+    zoo, pt_method
+):
+    """gan_weight > 0 (DMD2's GAN term): each step the discriminator's heads are updated on real cache clips
+    against the generator's x̂0, both renoised on the trained stage's path; the real lower-stage signal is
+    R↑ of the data's own stage below, the fake one the generator's (Trained.lower). The generator's
+    adversarial loss has a gradient that reaches x̂0. Without gan_weight there is no discriminator.
+    (Checked by hand: giving the real clip the fake's lower signal fails the `lowers` assertion.)"""
+    from trainers import distill
+
+    assert pt_method.gan is None
+    args = [f"out_dir={zoo}/runs/dmd-gan", f"zoo_dir={zoo}/zoo", f"cache={zoo}/cache.pt", "cache_clips=8"]
+    args += ["variant=", "pairs=3", "pair_schedule=2-2-1", "batch_size=2", "gan_weight=0.1"]
+    m = distill.setup(distill.parse_config(distill.DistillConfig, args))[0]
+    m.gen.manual_seed(5)
+    for _ in range(8):  # until a step of the middle or last stage comes up
+        t = m.trained_step(0)
+        if t.k > 0:
+            break
+    assert t.k > 0 and t.lower is not None
+    seen, renoise = [], m.renoise
+    m.renoise = lambda y, lower, tr, sigma=None: seen.append((y, lower)) or renoise(y, lower, tr, sigma)
+    heads = copy.deepcopy(m.gan.disc.model.heads.state_dict())
+    adv, d_loss = m.gan.loss(t, 3, 1)
+    latents, _ = m.gan.real_data.sample(3, len(t.rows))
+    below = m.geometry.stages[t.k - 1]
+    (real, real_lower), (fake, fake_lower) = seen
+    assert torch.equal(real, latents[t.k]) and fake is t.x0
+    lowers = torch.allclose(real_lower, upsample(latents[t.k - 1], temporal=below.temporal_halved))
+    assert lowers and fake_lower is t.lower
+    after = m.gan.disc.model.heads.state_dict()
+    assert any(not torch.equal(heads[k], after[k]) for k in heads) and d_loss > 0
+    assert torch.autograd.grad(adv, t.x0)[0].abs().sum() > 0
 
 
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):

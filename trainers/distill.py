@@ -118,6 +118,7 @@ class DistillConfig(TrainConfig):
     pair_schedule: str = ""  # the teacher's schedule for the pairs; empty: the teacher card's default
     pairs_file: str = ""  # where the pairs live (shared between runs with the same teacher); default out_dir
     adv_weight: float = 1.0  # `adv`: generator loss λ_adv·adv + λ_rec·rec (DESIGN §7: 1 and 2)
+    gan_weight: float = 0.0  # DMD methods: + this × a GAN term against real clips (DMD2; 0: none)
     rec_weight: float = 2.0
     teacher_lowres_steps: int = 0  # `ot`: plain flow-matching steps of the teacher on lower stages first
     cache: str = "runs/cache/train-17x128x128.pt"  # lower-stage clean latents for teacher_lowres_steps
@@ -235,14 +236,21 @@ class FeatureDiscriminator(torch.nn.Module):
         self.heads = torch.nn.ModuleList(
             torch.nn.Sequential(torch.nn.LayerNorm(dim), torch.nn.Linear(dim, 1)) for _ in transformer.blocks
         )
-        self._features: list[torch.Tensor] = []
-        for block in transformer.blocks:
-            block.register_forward_hook(lambda _m, _a, out: self._features.append(out.mean(dim=1)))
+        self._features: list[torch.Tensor] | None = None  # collected only inside `forward`, so the
+        for block in transformer.blocks:  # same transformer can serve as a real score in between
+            block.register_forward_hook(self._collect)
+
+    def _collect(self, _module, _args, out: torch.Tensor) -> None:
+        if self._features is not None:
+            self._features.append(out.mean(dim=1))
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         self._features = []
-        velocity(self.transformer, x, sigma, text)
-        return sum(head(f) for head, f in zip(self.heads, self._features)).view(-1)
+        try:
+            velocity(self.transformer, x, sigma, text)
+            return sum(head(f) for head, f in zip(self.heads, self._features)).view(-1)
+        finally:
+            self._features = None
 
 
 # --- what every method shares: the generator's own sampling and the stage path --------------------
@@ -426,6 +434,46 @@ class _CriticState:
         torch.save({"model": model.state_dict(), "opt": self.opt.state_dict()}, self.path)
 
 
+class GANTerm:
+    """Real clips against the generator's x̂0 at the trained step's stage, through a FeatureDiscriminator
+    on the frozen teacher. Both are renoised by the method's `renoise` on the same path with σ drawn the
+    same way; the real lower-stage signal comes from the data, the fake one from the generator's own
+    previous stage (Trained.lower). Hinge loss. Used by Adv as its whole adversarial part and by DMD as
+    DMD2's extra GAN term (`gan_weight`)."""
+
+    def __init__(self, method: Distillation, state_file: str) -> None:
+        self.method = method
+        cfg, teacher = method.cfg, method.teacher
+        self.real_data = clean_latents(teacher, teacher.card, method.geometry, cfg)
+        d = FeatureDiscriminator(method.teacher_net)
+        self.disc = _CriticState(method.run, d, cfg.critic_lr, method.out / "state" / state_file)
+
+    def forwards(self, updates: int) -> int:
+        """Forwards at stage k per step: D on real and fake per update (counted as 3 each, as a backward),
+        and the generator's pass through D (forward + backward)."""
+        return 6 * updates + 3
+
+    def loss(self, t: Trained, step: int, updates: int) -> tuple[torch.Tensor, float]:
+        """`updates` discriminator steps, then the generator's adversarial loss −D(fake) (its gradient
+        reaches x̂0 through the frozen teacher) and the last discriminator loss."""
+        m = self.method
+        latents, captions = self.real_data.sample(step, len(t.rows))
+        with torch.no_grad():
+            real_text, _ = m.teacher.encode_prompt(captions, None)
+        real_lower = None
+        if t.lower is not None and m.pyramidal:
+            stage_below = m.geometry.stages[t.k - 1]
+            real_lower = upsample(latents[t.k - 1].to(t.x0), temporal=stage_below.temporal_halved)
+        x_real, s_real, _ = m.renoise(latents[t.k].to(t.x0), real_lower, t)
+        x_fake, s_fake, _ = m.renoise(t.x0, t.lower, t)
+        d = self.disc.model
+        for _ in range(updates):
+            d_loss = F.relu(1 - d(x_real, s_real, real_text)).mean()
+            d_loss = d_loss + F.relu(1 + d(x_fake.detach(), s_fake, t.text)).mean()
+            self.disc.update(d_loss)
+        return -d(x_fake, s_fake, t.text).mean(), float(d_loss.detach())
+
+
 # --- the methods ------------------------------------------------------------------------------------
 
 
@@ -446,6 +494,7 @@ class PlainDMD(Distillation):
         super().__init__(*args)
         critic = copy.deepcopy(self.teacher_net).requires_grad_(True).train()
         self.critic = _CriticState(self.run, critic, self.cfg.critic_lr, self.out / "state" / "critic.pt")
+        self.gan = GANTerm(self, "discriminator.pt") if self.cfg.gan_weight else None
 
     def critic_sigma(self, n: int, t: Trained) -> torch.Tensor:
         """σ as the critic's own model was trained: logit-normal (plain) or uniform along the stage."""
@@ -476,9 +525,14 @@ class PlainDMD(Distillation):
             reg = self.regression(t)
             metrics["reg"] = float(reg.detach())
             loss = loss + cfg.reg_weight * reg
-        loss = self.with_attribute(t, loss, metrics)
         # forwards at stage k: generator 3 (fwd + bwd), critic 3 per update + 1, teacher 1 or 2 (CFG)
         forwards = 3 + 3 * cfg.critic_updates + 1 + (2 if cfg.guidance != 1.0 else 1)
+        if self.gan is not None:  # DMD2: + gan_weight × the generator's adversarial loss
+            adv, metrics["disc"] = self.gan.loss(t, step, 1)
+            metrics["adv"] = float(adv.detach())
+            loss = loss + cfg.gan_weight * adv
+            forwards += self.gan.forwards(1)
+        loss = self.with_attribute(t, loss, metrics)
         metrics["train_tflops"] = self.count_flops(t, forwards)
         if step and step % cfg.checkpoint_every == 0:
             self.save()
@@ -487,6 +541,8 @@ class PlainDMD(Distillation):
     def save(self) -> None:
         super().save()
         self.critic.save()
+        if self.gan is not None:
+            self.gan.disc.save()
 
 
 class DMDOT(PlainDMD):
@@ -513,49 +569,30 @@ class DMDPTStar(DMDPT):
 
 
 class Adversarial(Distillation):
-    """Adv: discriminator heads on the frozen teacher's block features (FeatureDiscriminator), hinge loss.
-    Real clips (the latent cache, lower stage from the data) and generator samples (lower stage from the
-    generator's own previous stage) are renoised by the same `renoise` on the same path, σ drawn the same
-    way; the generator's loss is λ_adv·adv + λ_rec·rec. Pyramidal path when the teacher is pyramidal."""
+    """Adv: the GANTerm alone (discriminator heads on the frozen teacher's block features, hinge loss,
+    real clips from the latent cache) plus the regression; the generator's loss is λ_adv·adv + λ_rec·rec.
+    Pyramidal path when the teacher is pyramidal."""
 
     def __init__(self, *args):
         super().__init__(*args)
         self.pyramidal = self.teacher.card.pyramidal
-        self.real_data = clean_latents(self.teacher, self.teacher.card, self.geometry, self.cfg)
-        d = FeatureDiscriminator(self.teacher_net)
-        self.critic = _CriticState(self.run, d, self.cfg.critic_lr, self.out / "state" / "critic.pt")
+        self.gan = GANTerm(self, "critic.pt")
 
     def loss(self, step: int):
         cfg, t = self.cfg, self.trained_step(step)
-        latents, captions = self.real_data.sample(step, len(t.rows))
-        with torch.no_grad():
-            real_text, _ = self.teacher.encode_prompt(captions, None)
-        k = t.k
-        real_lower = None
-        if self.pyramidal and self.path(t)[0] < 1.0:
-            real_lower = upsample(
-                latents[k - 1].to(t.x0), temporal=self.geometry.stages[k - 1].temporal_halved
-            )
-        x_real, s_real, _ = self.renoise(latents[k].to(t.x0), real_lower, t)
-        x_fake, s_fake, _ = self.renoise(t.x0, t.lower, t)
-        d = self.critic.model
-        for _ in range(max(1, cfg.critic_updates)):
-            d_loss = F.relu(1 - d(x_real, s_real, real_text)).mean()
-            d_loss = d_loss + F.relu(1 + d(x_fake.detach(), s_fake, t.text)).mean()
-            self.critic.update(d_loss)
-        adv = -d(x_fake, s_fake, t.text).mean()  # through the frozen teacher to x̂0
+        updates = max(1, cfg.critic_updates)
+        adv, d_loss = self.gan.loss(t, step, updates)
         rec = self.regression(t)
-        metrics = {"stage": k, "sigma": t.sigma, "critic": float(d_loss.detach())}
+        metrics = {"stage": t.k, "sigma": t.sigma, "critic": d_loss}
         metrics.update(adv=float(adv.detach()), reg=float(rec.detach()))
-        forwards = 3 + 3 * max(1, cfg.critic_updates) * 2 + 3  # generator, D on real + fake, G's D pass
-        metrics["train_tflops"] = self.count_flops(t, forwards)
+        metrics["train_tflops"] = self.count_flops(t, 3 + self.gan.forwards(updates))
         if step and step % cfg.checkpoint_every == 0:
             self.save()
         return self.with_attribute(t, cfg.adv_weight * adv + cfg.rec_weight * rec, metrics), metrics
 
     def save(self) -> None:
         super().save()
-        self.critic.save()
+        self.gan.disc.save()
 
 
 class GuidanceDistillation(Distillation):
