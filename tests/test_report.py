@@ -171,3 +171,30 @@ def test_contact_sheet_has_a_row_per_prompt_and_its_real_render(tmp_path):
     assert contact.main([*argv, "--real", "--out", str(tmp_path / "real.png")]) == 0
     two = Image.open(tmp_path / "real.png").size
     assert one[0] == two[0] and two[1] > 1.8 * one[1]  # the real render adds a row under each prompt's
+
+
+def test_contact_sheet_names_what_toybench_reads_in_each_row(tmp_path, capsys):
+    """Under each generated row the probe's reading of the main object and its centroid track, marked
+    against the caption: a real render of the default prompt reads as captioned, a wrong reading is
+    named with the caption's value; --json prints the readings for every prompt."""
+    from bench import contact
+    from bench.probe import load_probe
+    from world import parse, render_batch
+
+    prompt = "a red circle moving left on a black background"
+    read = contact.reading(load_probe(), render_batch([parse(prompt)], 0)[0], prompt)
+    probe_reads = {k: read[k]["probe"] for k in contact.READ}
+    assert probe_reads == {"shape": "circle", "color": "red", "motion": "left"}
+    assert read["motion"]["track"] == "left" and "(not" not in contact.describe(read)
+    read["shape"]["probe"] = "square"
+    assert "square (not circle)" in contact.describe(read)
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text(f"{prompt}\na blue square rotating slowly on a gray background\n")
+    argv = ["--model", RANDOM_TINY, "--schedule", "0-0-1", "--prompts-file", str(prompts), "--columns", "2"]
+    assert contact.main([*argv, "--json", "--out", str(tmp_path / "sheet.png")]) == 0
+    readings = json.loads(capsys.readouterr().out.splitlines()[-1])["readings"]
+    assert [(r["seed"], r["shape"]["caption"], r["motion"]["caption"]) for r in readings] == [
+        (0, "circle", "left"),
+        (1, "square", "rotate"),
+    ]
