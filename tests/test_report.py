@@ -198,3 +198,25 @@ def test_contact_sheet_names_what_toybench_reads_in_each_row(tmp_path, capsys):
         (0, "circle", "left"),
         (1, "square", "rotate"),
     ]
+
+
+def test_examples_scores_each_prompt_over_its_seeds(tmp_path, capsys):
+    """bench.examples: one row per prompt, each over --seeds videos; a bad prompt or too few seeds is one
+    line on stderr and exit code 2."""
+    from bench import examples
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle moving left on a black background\na blue square rotating on gray\n")
+    argv = ["--model", RANDOM_TINY, "--schedule", "0-0-1", "--prompts-file", str(prompts), "--seeds", "2"]
+    assert examples.main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["prompts"]
+    assert out["seeds"] == 2 and [r["prompt"] for r in rows] == prompts.read_text().splitlines()
+    assert all(0 <= r[k] <= 1 for r in rows for k in (*examples.COLUMNS, "present_all_frames"))
+    assert all(r["fd"] > 0 and r["fd_floor"] >= 0 for r in rows)
+    assert examples.main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].startswith("| prompt |") and len(table) == 3 + len(rows)
+    assert examples.main([*argv[:-1], "1"]) == 2 and "at least 2" in capsys.readouterr().err
+    prompts.write_text("a red circle moving sideways\n")
+    assert examples.main(argv) == 2 and "sideways" in capsys.readouterr().err
