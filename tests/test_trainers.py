@@ -1060,7 +1060,7 @@ def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
     m = pt_method
     shape = (2, *m.geometry.stages[1].latent_shape)
     y1, y2, lower = torch.randn(3, *shape)
-    t = Trained(torch.arange(2), None, 2, 1, None, 0.5, lower, y1)
+    t = Trained(torch.arange(2), ["", ""], None, 2, 1, None, 0.5, lower, y1)
     s_start = torch.full((2,), m.paths[1][0])
     m.gen.manual_seed(0)
     a, _, _ = m.renoise(y1, lower, t, s_start)
@@ -1083,6 +1083,7 @@ def test_renoised_start_point_is_built_from_the_given_lower_stage(pt_method):
         ("adv", ["teacher=wan-tiny"]),
         ("guidance", ["step_rule=euler"]),
         ("pt-star", ["gan_weight=0.1"]),
+        ("pt-star", ["fresh_prompts=true", "reg_weight=0"]),
     ],
 )
 def test_distill_smoke_exports_a_few_step_generator(zoo, method, extra):
@@ -1344,7 +1345,7 @@ def test_dmd_gan_term_renoises_real_clips_like_generated_ones_and_trains_the_gen
     m.renoise = lambda y, lower, tr, sigma=None: seen.append((y, lower)) or renoise(y, lower, tr, sigma)
     heads = copy.deepcopy(m.gan.disc.model.heads.state_dict())
     adv, d_loss = m.gan.loss(t, 3, 1)
-    latents, _ = m.gan.real_data.sample(3, len(t.rows))
+    latents, _ = m.gan.real_data.sample(3, len(t.captions))
     below = m.geometry.stages[t.k - 1]
     (real, real_lower), (fake, fake_lower) = seen
     assert torch.equal(real, latents[t.k]) and fake is t.x0
@@ -1353,6 +1354,27 @@ def test_dmd_gan_term_renoises_real_clips_like_generated_ones_and_trains_the_gen
     after = m.gan.disc.model.heads.state_dict()
     assert any(not torch.equal(heads[k], after[k]) for k in heads) and d_loss > 0
     assert torch.autograd.grad(adv, t.x0)[0].abs().sum() > 0
+
+
+def test_fresh_prompts_draw_new_captions_and_noise_every_step_and_refuse_a_regression(zoo):
+    """fresh_prompts: each step's captions are new training-composition captions fixed by (seed, step), so a
+    resumed run draws what it would have, encoded by the teacher; the unroll starts from new noise each
+    time. Fresh noise has no teacher outputs, so a regression weight is refused."""
+    from trainers import distill
+
+    args = [f"out_dir={zoo}/runs/dmd-fresh", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]
+    args += ["pair_schedule=2-2-1", "batch_size=4", "fresh_prompts=true"]
+    m = distill.setup(distill.parse_config(distill.DistillConfig, [*args, "reg_weight=0"]))[0]
+    rows, captions, text, noise, common = m.prompts(0)
+    again, other = m.prompts(0), m.prompts(1)
+    assert rows is None and common is None and captions == again[1] and captions != other[1]
+    assert not set(captions) <= set(m.pairs["captions"])
+    assert torch.allclose(text, m.teacher.encode_prompt(captions, None)[0])
+    assert noise.shape == (4, *m.geometry.full.latent_shape) and not torch.equal(noise, again[3])
+    t = m.trained_step(5)
+    assert t.rows is None and t.captions == distill.random_captions(4, [m.cfg.seed, 5])
+    with pytest.raises(SystemExit, match="reg_weight=0"):
+        distill.setup(distill.parse_config(distill.DistillConfig, [*args, "reg_weight=0.01"]))
 
 
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):

@@ -136,6 +136,8 @@ class DistillConfig(TrainConfig):
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
     eval_schedule: str = ""  # learning curve (eval_every > 0): ToyBench at this schedule; empty: `schedule`
     step_rule: str = "x0"  # the generator's sampling rule, in the unroll and on the exported card
+    fresh_prompts: bool = False  # each step draws new captions and starting noise instead of picking
+    # from the `pairs` (which then only fix the teacher file); needs reg_weight=0 and a method without rec
     shared_noise: float = 0.0  # frame-shared share of the pairs' and the unroll's noise (DESIGN §6b); the
     # card samples at its own 0.8 either way: unrolling at 0.8 too measured worse (trainers/README.md)
 
@@ -164,7 +166,8 @@ def guided_velocity(transformer, x, sigma, cond, uncond, guidance: float) -> tor
     return guidance_mix(v[:b], v[b:], guidance)
 
 
-def random_captions(n: int, seed: int) -> list[str]:
+def random_captions(n: int, seed: int | list[int]) -> list[str]:
+    """n captions of the training compositions (one object in four of five clips, two in the rest)."""
     rng = np.random.default_rng(seed)
     return [caption(sample_attributes(rng, "train", None, 0.2), rng) for _ in range(n)]
 
@@ -265,7 +268,8 @@ class Trained:
     sampling), the lower-stage signal U = R↑ of its own previous stage's final clean estimate (None
     where the stage starts at σ = 1), and its clean estimate x̂0 = Ŷ_k (with gradient)."""
 
-    rows: torch.Tensor  # which pairs
+    rows: torch.Tensor | None  # which pairs (None: fresh prompts)
+    captions: list[str]
     text: torch.Tensor
     step: int  # index j of the step in the schedule
     k: int
@@ -307,14 +311,31 @@ class Distillation:
 
     # the generator's own sampling ------------------------------------------------------------------
 
+    def prompts(self, step: int):
+        """(rows, captions, text embeddings, noise, frame-common noise or None) of one step: a draw from
+        the pairs, or with `fresh_prompts` new captions (fixed by seed and step, so a resumed run draws
+        what it would have) and new noise at `shared_noise`."""
+        cfg, gen = self.cfg, self.gen
+        if not cfg.fresh_prompts:
+            rows = torch.randint(0, len(self.pairs["captions"]), (cfg.batch_size,), generator=gen)
+            captions = [self.pairs["captions"][i] for i in rows.tolist()]
+            common = self.pairs.get("common")
+            common = None if common is None else common[rows]
+            return rows, captions, self.cond[rows], self.pairs["noise"][rows], common
+        captions = random_captions(cfg.batch_size, [cfg.seed, step])
+        with torch.no_grad():
+            text, _ = self.teacher.encode_prompt(captions, None)
+        noise = torch.randn((cfg.batch_size, *self.geometry.full.latent_shape), generator=gen)
+        common = torch.randn(frame_common_shape(noise.shape), generator=gen) if cfg.shared_noise else None
+        return None, captions, text, noise, common
+
     def trained_step(self, step: int) -> Trained:
-        """Pick pairs and a step j of the schedule; run the generator's sampling (the engine's, by its
-        `step_rule`, jumps included, from the pairs' noise at their frame-shared share) without
-        gradients up to j; predict x̂0 at j with gradients."""
+        """Pick the step's prompts and noise (`prompts`) and a step j of the schedule; run the generator's
+        sampling (the engine's, by its `step_rule`, jumps included, from that noise at its frame-shared
+        share) without gradients up to j; predict x̂0 at j with gradients."""
         gen, model = self.gen, self.run.model
-        rows = torch.randint(0, len(self.pairs["captions"]), (self.cfg.batch_size,), generator=gen)
+        rows, captions, text, noise, common = self.prompts(step)
         j = int(torch.randint(0, len(self.step_of), (1,), generator=gen))
-        text = self.cond[rows]
         reached, finals = [], {}
 
         def denoiser(x, s, k):
@@ -325,7 +346,7 @@ class Distillation:
             with torch.no_grad():
                 return velocity(model, x, torch.full((x.shape[0],), s), text)
 
-        noise, common = self.pairs["noise"][rows], self.pairs.get("common")
+        shared = self.cfg.shared_noise if self.cfg.fresh_prompts else self.pairs.get("shared_noise", 0.0)
         try:
             sigmas = schedule_sigmas(self.geometry, self.counts)
             events = sample(
@@ -333,11 +354,11 @@ class Distillation:
                 self.geometry,
                 sigmas,
                 gen,
-                len(rows),
+                len(captions),
                 self.cfg.step_rule,
                 noise=noise,
-                shared_noise=self.pairs.get("shared_noise", 0.0),
-                common_noise=None if common is None else common[rows],
+                shared_noise=shared,
+                common_noise=common,
             )
             for ev in events:
                 if ev.kind == "stage_end":
@@ -349,9 +370,9 @@ class Distillation:
         lower = None
         if self.paths[k][0] < 1.0:  # U as the sampler carries it: R↑ of its previous stage's Ŷ
             lower = upsample(finals[k - 1], temporal=self.geometry.stages[k - 1].temporal_halved)
-        v = velocity(model, x, torch.full((len(rows),), s), text)
+        v = velocity(model, x, torch.full((len(captions),), s), text)
         x0 = stage_clean(x, v, lower, s, *self.paths[k])
-        return Trained(rows, text, j, k, x, s, lower, x0, v)
+        return Trained(rows, captions, text, j, k, x, s, lower, x0, v)
 
     # renoising on a path -----------------------------------------------------------------------------
 
@@ -390,15 +411,14 @@ class Distillation:
         and the pyramid's shape and motion binding, here so that distillation does not wash it out."""
         if self.classifier is None:
             return loss
-        captions = [self.pairs["captions"][i] for i in t.rows.tolist()]
-        extra = stage_caption_loss(self.classifier, t.x0, t.k, self.geometry, captions)
+        extra = stage_caption_loss(self.classifier, t.x0, t.k, self.geometry, t.captions)
         metrics["attribute_ce"] = math.nan if extra is None else float(extra.detach())
         return loss if extra is None else loss + self.cfg.attribute_weight * extra
 
     def count_flops(self, t: Trained, forwards_at_k: int) -> float:
         """Training TFLOPs so far: the unroll's forwards, then `forwards_at_k` forwards at stage k."""
         flops = sum(self.stage_tflops[self.step_of[i]] for i in range(t.step))
-        self.tflops += len(t.rows) * (flops + self.stage_tflops[t.k] * forwards_at_k)
+        self.tflops += len(t.captions) * (flops + self.stage_tflops[t.k] * forwards_at_k)
         return self.tflops
 
     def save(self) -> None:
@@ -457,7 +477,7 @@ class GANTerm:
         """`updates` discriminator steps, then the generator's adversarial loss −D(fake) (its gradient
         reaches x̂0 through the frozen teacher) and the last discriminator loss."""
         m = self.method
-        latents, captions = self.real_data.sample(step, len(t.rows))
+        latents, captions = self.real_data.sample(step, len(t.captions))
         with torch.no_grad():
             real_text, _ = m.teacher.encode_prompt(captions, None)
         real_lower = None
@@ -605,7 +625,7 @@ class GuidanceDistillation(Distillation):
 
     def loss(self, step: int):
         cfg, t = self.cfg, self.trained_step(step)
-        sigma = torch.full((len(t.rows),), t.sigma)
+        sigma = torch.full((len(t.captions),), t.sigma)
         with torch.no_grad():
             uncond = self.uncond.expand_as(t.text)
             target = guided_velocity(self.teacher_net, t.x, sigma, t.text, uncond, cfg.guidance)
@@ -671,6 +691,11 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         card.frames, card.height, card.width, card.num_stages, init.latent_channels, card.boundaries
     )
     counts = parse_schedule(cfg.schedule, geometry.num_stages)
+    if cfg.fresh_prompts and (cfg.reg_weight or cfg.method == "adv"):
+        raise SystemExit(
+            "fresh_prompts draws new noise every step, which has no teacher outputs to regress onto: "
+            "set reg_weight=0 (and use a method other than adv, whose loss needs the regression)"
+        )
     if cfg.method in ("pt", "pt-star") and not teacher.card.pyramidal:
         raise SystemExit(f"method {cfg.method} needs a pyramidal teacher; {cfg.teacher} is not one")
 
