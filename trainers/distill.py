@@ -346,7 +346,6 @@ class Distillation:
             with torch.no_grad():
                 return velocity(model, x, torch.full((x.shape[0],), s), text)
 
-        shared = self.cfg.shared_noise if self.cfg.fresh_prompts else self.pairs.get("shared_noise", 0.0)
         try:
             sigmas = schedule_sigmas(self.geometry, self.counts)
             events = sample(
@@ -357,7 +356,7 @@ class Distillation:
                 len(captions),
                 self.cfg.step_rule,
                 noise=noise,
-                shared_noise=shared,
+                shared_noise=self.cfg.shared_noise,  # the pairs' own: load_pairs regenerates them otherwise
                 common_noise=common,
             )
             for ev in events:
@@ -678,6 +677,11 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         raise SystemExit(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.step_rule not in STEP_RULES:
         raise SystemExit(f"step_rule must be one of {', '.join(STEP_RULES)}, got {cfg.step_rule!r}")
+    if cfg.fresh_prompts and (cfg.reg_weight or cfg.method == "adv"):
+        raise SystemExit(
+            "fresh_prompts draws new noise every step, which has no teacher outputs to regress onto: "
+            "set reg_weight=0 (and use a method other than adv, whose loss needs the regression)"
+        )
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)
 
@@ -691,11 +695,6 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         card.frames, card.height, card.width, card.num_stages, init.latent_channels, card.boundaries
     )
     counts = parse_schedule(cfg.schedule, geometry.num_stages)
-    if cfg.fresh_prompts and (cfg.reg_weight or cfg.method == "adv"):
-        raise SystemExit(
-            "fresh_prompts draws new noise every step, which has no teacher outputs to regress onto: "
-            "set reg_weight=0 (and use a method other than adv, whose loss needs the regression)"
-        )
     if cfg.method in ("pt", "pt-star") and not teacher.card.pyramidal:
         raise SystemExit(f"method {cfg.method} needs a pyramidal teacher; {cfg.teacher} is not one")
 
