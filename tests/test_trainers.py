@@ -1377,6 +1377,24 @@ def test_fresh_prompts_draw_new_captions_and_noise_every_step_and_refuse_a_regre
         distill.setup(distill.parse_config(distill.DistillConfig, [*args, "reg_weight=0.01"]))
 
 
+def test_step_weights_pick_the_trained_step_and_refuse_a_wrong_count(zoo):
+    """step_weights: with all weight on the last step every trained step is the full-resolution one (the
+    unroll walks the lower stages without gradients first); a weight list of the wrong length, a negative
+    weight or all zeros is refused before any training."""
+    from trainers import distill
+
+    args = [f"out_dir={zoo}/runs/dmd-weights", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]
+    args += ["pair_schedule=2-2-1", "batch_size=2", "reg_weight=0"]
+    m = distill.setup(distill.parse_config(distill.DistillConfig, [*args, "step_weights=0-0-0-0-1"]))[0]
+    steps = [m.trained_step(i) for i in range(4)]
+    assert all(t.step == 4 and t.k == 2 and t.lower is not None for t in steps)
+    m = distill.setup(distill.parse_config(distill.DistillConfig, [*args, "step_weights=1-0-0-0-0"]))[0]
+    assert {m.trained_step(i).step for i in range(4)} == {0}
+    for bad in ("1-1-1-4", "1-1-1-1--4", "0-0-0-0-0", "1-1-x-1-1"):
+        with pytest.raises(SystemExit, match="step_weights"):
+            distill.setup(distill.parse_config(distill.DistillConfig, [*args, f"step_weights={bad}"]))
+
+
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
     from trainers.common import parse_config
     from trainers.distill import DistillConfig

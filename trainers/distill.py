@@ -136,6 +136,8 @@ class DistillConfig(TrainConfig):
     attribute_classifier: str = str(ATTRIBUTES_DIR)  # ... (top two stages; as the pyramidal finetune)
     eval_schedule: str = ""  # learning curve (eval_every > 0): ToyBench at this schedule; empty: `schedule`
     step_rule: str = "x0"  # the generator's sampling rule, in the unroll and on the exported card
+    step_weights: str = ""  # how often each step of `schedule` is the trained one, hyphen-separated (e.g.
+    # 1-1-1-1-4 for 2-2-1: the full-resolution step half the time); empty: uniform
     fresh_prompts: bool = False  # each step draws new captions and starting noise instead of picking
     # from the `pairs` (which then only fix the teacher file); needs reg_weight=0 and a method without rec
     shared_noise: float = 0.0  # frame-shared share of the pairs' and the unroll's noise (DESIGN §6b); the
@@ -156,6 +158,22 @@ def dmd_gradient(x0_fake: torch.Tensor, x0_real: torch.Tensor, x0: torch.Tensor)
 def dmd_loss(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """0.5·‖x − sg(x − grad)‖² (mean): its gradient with respect to x is grad (divided by x.numel())."""
     return 0.5 * F.mse_loss(x, (x - grad).detach(), reduction="mean")
+
+
+def parse_step_weights(text: str, steps: int) -> torch.Tensor | None:
+    """`step_weights` as a tensor of `steps` non-negative weights (None when empty: uniform)."""
+    if not text:
+        return None
+    try:
+        weights = torch.tensor([float(w) for w in text.split("-")])
+    except ValueError:
+        raise SystemExit(f"step_weights must be hyphen-separated numbers, got {text!r}") from None
+    if len(weights) != steps or (weights < 0).any() or weights.sum() <= 0:
+        raise SystemExit(
+            f"step_weights needs {steps} non-negative weights (one per step of the schedule), not all "
+            f"zero; got {text!r}"
+        )
+    return weights
 
 
 def guided_velocity(transformer, x, sigma, cond, uncond, guidance: float) -> torch.Tensor:
@@ -295,6 +313,7 @@ class Distillation:
             None if g is None else (g[0].item(), g[-1].item()) for g in schedule_sigmas(geometry, self.counts)
         ]
         self.step_of = [k for k, c in enumerate(self.counts) for _ in range(c)]  # stage of each step
+        self.step_weights = parse_step_weights(cfg.step_weights, len(self.step_of))
         self.cond, uncond = teacher.encode_prompt(pairs["captions"], [""] * len(pairs["captions"]))
         self.uncond = uncond[:1]
         size = TransformerSize.from_config(
@@ -335,7 +354,10 @@ class Distillation:
         share) without gradients up to j; predict x̂0 at j with gradients."""
         gen, model = self.gen, self.run.model
         rows, captions, text, noise, common = self.prompts(step)
-        j = int(torch.randint(0, len(self.step_of), (1,), generator=gen))
+        if self.step_weights is None:
+            j = int(torch.randint(0, len(self.step_of), (1,), generator=gen))
+        else:
+            j = int(torch.multinomial(self.step_weights, 1, generator=gen))
         reached, finals = [], {}
 
         def denoiser(x, s, k):
