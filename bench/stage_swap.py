@@ -101,7 +101,6 @@ def swapped_model(
 
     A shallow copy: the cached model that engine.models.load_model returns is left as it is."""
     from engine.models import load_model
-    from engine.pyramid import stage_geometry
 
     low = load_model(low_name, device=device)
     high = load_model(high_name, device=device)
@@ -110,16 +109,13 @@ def swapped_model(
     card = low.card
     if len(stages) != card.num_stages or set(stages) - {"L", "H"}:
         raise ValueError(f"stages must be {card.num_stages} letters L or H, got {stages!r}")
-    geometry = stage_geometry(
-        card.frames, card.height, card.width, card.num_stages, low.latent_channels, card.boundaries
-    )
     models = [low if c == "L" else high for c in stages]
     guidances = [m.card.guidance if own_guidance else card.guidance for m in models]
     sampler_guidance = max(guidances) if own_guidance else card.guidance
     pipe = copy.copy(low.pipe)
     pipe.transformer = StageSwap(
         [m.transformer for m in models],
-        [s.latent_shape[1:] for s in geometry.stages],
+        [s.latent_shape[1:] for s in low.geometry.stages],
         guidances,
         sampler_guidance,
     )

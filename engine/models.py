@@ -22,6 +22,7 @@ from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 from engine.flops import TransformerSize
 from engine.flow import denormalise_latents, normalise_latents
 from engine.memory import MemoryMode, PeakEstimate, estimate_peak
+from engine.pyramid import PyramidGeometry, stage_geometry
 from engine.text import build_word_tokenizer, unknown_words
 from engine.zoo import (  # noqa: F401 - re-exported: engine.models is the loading API
     CARD_FILE,
@@ -68,6 +69,12 @@ class WanModel:
     @property
     def latent_channels(self) -> int:
         return int(self.transformer.config.in_channels)
+
+    @property
+    def geometry(self) -> PyramidGeometry:
+        """The pyramid of the card's default clip (frames, size, stages, boundaries)."""
+        c = self.card
+        return stage_geometry(c.frames, c.height, c.width, c.num_stages, self.latent_channels, c.boundaries)
 
     @property
     def size(self) -> TransformerSize:

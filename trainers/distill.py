@@ -85,7 +85,6 @@ from engine.flow import (
     velocity_target,
 )
 from engine.models import ZOO_DIR, load_model
-from engine.pyramid import stage_geometry
 from engine.sampling import STEP_RULES, cfg_denoiser, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import frame_common_shape, upsample
@@ -712,10 +711,7 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
 
     teacher = load(cfg.teacher)
     init = load(cfg.generator)
-    card = init.card
-    geometry = stage_geometry(
-        card.frames, card.height, card.width, card.num_stages, init.latent_channels, card.boundaries
-    )
+    card, geometry = init.card, init.geometry
     counts = parse_schedule(cfg.schedule, geometry.num_stages)
     if cfg.method in ("pt", "pt-star") and not teacher.card.pyramidal:
         raise SystemExit(f"method {cfg.method} needs a pyramidal teacher; {cfg.teacher} is not one")
