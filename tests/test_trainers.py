@@ -1395,6 +1395,40 @@ def test_step_weights_pick_the_trained_step_and_refuse_a_wrong_count(zoo):
             distill.setup(distill.parse_config(distill.DistillConfig, [*args, f"step_weights={bad}"]))
 
 
+def test_stage_ode_target_is_the_teachers_euler_run_from_the_generators_own_input(zoo):
+    """ode_weight: the target is the teacher's Euler solution of the trained step's stage from the step's
+    own input and U. The generator starts as a copy of the teacher, so at guidance 1 with one Euler step
+    from the stage start the target is the generator's own x̂0 (loss 0) — the final latent at the top
+    stage, the stage's Ŷ at a middle one (returning the latent there, or starting the grid anywhere but
+    at the input's σ, breaks the zero, as checked by hand); more steps or guidance 3 move it away. ot and adv are refused."""
+    from trainers import distill
+
+    args = [f"out_dir={zoo}/runs/dmd-ode", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]
+    args += ["pair_schedule=2-2-1", "batch_size=2", "reg_weight=0", "ode_weight=1"]
+
+    def method(*extra):
+        return distill.setup(distill.parse_config(distill.DistillConfig, [*args, *extra]))[0]
+
+    # the top step, the middle stage's first step, and its second (mid-stage: the 4-step grid's last two)
+    for weights, steps_below in (("0-0-0-0-1", 4), ("0-0-1-0-0", 4), ("0-0-0-1-0", 2)):
+        m = method("guidance=1", "ode_steps=1", f"step_weights={weights}")
+        t = m.trained_step(0)
+        target, forwards = m.stage_ode(t)
+        assert forwards == 1 and target.shape == t.x0.shape
+        assert torch.allclose(target, t.x0.detach(), atol=1e-5)
+        m4 = method("guidance=1", "ode_steps=4", f"step_weights={weights}")
+        target4, forwards4 = m4.stage_ode(t)
+        assert forwards4 == steps_below and (target4 - t.x0).abs().mean() > 1e-3
+    m = method("guidance=3", "ode_steps=3", "step_weights=0-0-0-0-1")
+    t = m.trained_step(0)
+    assert m.stage_ode(t)[1] == 6  # three guided steps, two forwards each
+    _, metrics = m.loss(1)
+    assert metrics["ode"] > 1e-6
+    for bad in (["method=ot", "teacher=wan-tiny"], ["method=adv"], ["ode_steps=0"]):
+        with pytest.raises(SystemExit, match="ode_weight"):
+            method(*bad)
+
+
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
     from trainers.common import parse_config
     from trainers.distill import DistillConfig

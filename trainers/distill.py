@@ -86,7 +86,7 @@ from engine.flow import (
 )
 from engine.models import ZOO_DIR, load_model
 from engine.sampling import STEP_RULES, cfg_denoiser, sample
-from engine.schedule import is_plain, parse_schedule, schedule_sigmas
+from engine.schedule import is_plain, parse_schedule, schedule_sigmas, stage_sigmas
 from engine.transitions import frame_common_shape, upsample
 from engine.zoo import ModelRegistry
 from trainers.attributes import DEFAULT_DIR as ATTRIBUTES_DIR
@@ -141,6 +141,9 @@ class DistillConfig(TrainConfig):
     # from the `pairs` (which then only fix the teacher file); needs reg_weight=0 and a method without rec
     shared_noise: float = 0.0  # frame-shared share of the pairs' and the unroll's noise (DESIGN §6b); the
     # card samples at its own 0.8 either way: unrolling at 0.8 too measured worse (trainers/README.md)
+    ode_weight: float = 0.0  # DMD methods: + this × the regression of x̂0 onto the teacher's guided Euler
+    # solution of the trained step's stage from the step's own input (`Distillation.stage_ode`); 0: none
+    ode_steps: int = 10  # the teacher's Euler steps over a whole stage for that target
 
 
 class _Reached(Exception):
@@ -425,6 +428,36 @@ class Distillation:
         """x̂0 against the teacher's own clean estimate at the end of the same stage, same noise."""
         return F.mse_loss(t.x0, self.pairs["stage_outputs"][t.k][t.rows])
 
+    def stage_ode(self, t: Trained) -> tuple[torch.Tensor, int]:
+        """(target, teacher forwards): the teacher's guided Euler solution of stage t.k from the trained
+        step's own input x at σ, with the generator's own U, on the teacher's `ode_steps`-step grid of the
+        stage (the points below σ). The stage's clean signal as the sampler carries it: the final latent at
+        the last stage (σe = 0), the last step's Ŷ elsewhere. Unlike the pairs' stage outputs, which start
+        from the same initial noise but meet other lower stages, this target is a function of the
+        generator's own input, so the regression asks for the teacher's many-step map, not an average."""
+        cfg = self.cfg
+        s_start, s_end = self.paths[t.k]
+        grid = stage_sigmas(s_start, s_end, cfg.ode_steps).tolist()
+        grid = [t.sigma] + [g for g in grid if g < t.sigma - 1e-6]  # the teacher's steps below σ
+        uncond = self.uncond.expand_as(t.text)
+        x, y, n = t.x, t.x, len(t.captions)
+        with torch.no_grad():
+            for s, s_next in zip(grid[:-1], grid[1:]):
+                v = guided_velocity(self.teacher_net, x, torch.full((n,), s), t.text, uncond, cfg.guidance)
+                y = stage_clean(x, v, t.lower, s, s_start, s_end)
+                x = torch.add(x, v, alpha=s_next - s)
+        forwards = (len(grid) - 1) * (2 if cfg.guidance != 1.0 else 1)
+        return (x if s_end == 0 else y), forwards
+
+    def with_stage_ode(self, t: Trained, loss: torch.Tensor, metrics: dict) -> tuple[torch.Tensor, int]:
+        """(loss + ode_weight × MSE(x̂0, `stage_ode`), the teacher forwards it took); unchanged at 0."""
+        if not self.cfg.ode_weight:
+            return loss, 0
+        target, forwards = self.stage_ode(t)
+        ode = F.mse_loss(t.x0, target)
+        metrics["ode"] = float(ode.detach())
+        return loss + self.cfg.ode_weight * ode, forwards
+
     def with_attribute(self, t: Trained, loss: torch.Tensor, metrics: dict) -> torch.Tensor:
         """loss + attribute_weight × the latent classifier's cross-entropy between x̂0 and the pairs'
         captions (trainers/attributes.py; the top two stages only): the same signal that keeps the base's
@@ -572,6 +605,8 @@ class PlainDMD(Distillation):
             metrics["adv"] = float(adv.detach())
             loss = loss + cfg.gan_weight * adv
             forwards += self.gan.forwards(1)
+        loss, ode_forwards = self.with_stage_ode(t, loss, metrics)
+        forwards += ode_forwards
         loss = self.with_attribute(t, loss, metrics)
         metrics["train_tflops"] = self.count_flops(t, forwards)
         if step and step % cfg.checkpoint_every == 0:
@@ -671,6 +706,9 @@ METHODS = {
     "adv": Adversarial,
     "guidance": GuidanceDistillation,
 }
+# the methods whose teacher walks the generator's own path, so `ode_weight` can follow it (not `ot`: its
+# teacher is the plain model at each stage's resolution)
+ODE_METHODS = ("pt", "pt-star", "plain")
 
 
 def load_pairs(cfg: DistillConfig, pair_model, geometry, out: Path) -> dict:
@@ -702,6 +740,11 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         raise SystemExit(
             "fresh_prompts draws new noise every step, which has no teacher outputs to regress onto: "
             "set reg_weight=0 (and use a method other than adv, whose loss needs the regression)"
+        )
+    if cfg.ode_weight and (cfg.method not in ODE_METHODS or cfg.ode_steps < 1):
+        raise SystemExit(
+            f"ode_weight needs a method whose teacher walks the generator's own path "
+            f"({', '.join(ODE_METHODS)}) and ode_steps ≥ 1; got method={cfg.method}, ode_steps={cfg.ode_steps}"
         )
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)
