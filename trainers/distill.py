@@ -47,6 +47,11 @@ independent frames, although the cards sample at 0.8: unrolling at 0.8 measured 
 x̂0 and its pair's caption (top two stages; trainers/attributes.py), as the base and the pyramidal
 finetune do (measured on DMD-PT*: it bought a little motion for less shape and a worse FD, so the zoo is
 distilled without it; trainers/README.md).
+`ode_weight` > 0 adds, for the DMD methods whose teacher walks the generator's own path (pt, pt-star,
+plain), ode_weight × MSE between x̂0 and the teacher's guided Euler run of the trained step's stage from
+the step's own input and U (`ode_steps` steps over the whole stage; `Distillation.stage_ode`): a
+regression target that is a function of what the generator sees, where the pairs' stage outputs are not
+(they start from the same noise but meet the teacher's own lower stages).
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
