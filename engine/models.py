@@ -3,7 +3,9 @@
 A model folder is the diffusers layout (`model_index.json`, `tokenizer/ text_encoder/ transformer/ vae/
 scheduler/`) plus an optional `pyramidal_wan.json` with our defaults (size, schedule, guidance …) and
 `"shared": "<folder>"` naming where components missing here live (the zoo shares one VAE and one text
-encoder between variants). Everything loads offline (`local_files_only`); a hub id is tried online only
+encoder between variants). A folder may also hold `transformer_2/`, the last (full-resolution) stage's own
+transformer — a top-stage expert, as Wan2.2 keeps a low-noise expert — which the sampler uses there
+(`WanModel.top_expert`, engine.pipeline). Everything loads offline (`local_files_only`); a hub id is tried online only
 when the name is not a local folder and the host is online.
 """
 
@@ -39,6 +41,7 @@ from engine.zoo import (  # noqa: F401 - re-exported: engine.models is the loadi
 )
 
 COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+TOP_EXPERT = "transformer_2"  # optional: the transformer of the last (full-resolution) stage
 
 
 @dataclass
@@ -57,6 +60,16 @@ class WanModel:
     @property
     def transformer(self) -> WanTransformer3DModel:
         return self.pipe.transformer
+
+    @property
+    def top_expert(self) -> WanTransformer3DModel | None:
+        """The full-resolution stage's own transformer (a folder's `transformer_2/`, as Wan2.2 keeps its
+        low-noise expert), or None: every stage samples with `transformer`."""
+        return getattr(self.pipe, "transformer_2", None)
+
+    def transformers(self) -> list[WanTransformer3DModel]:
+        """Every transformer the model samples with: `transformer`, then the top expert if any."""
+        return [m for m in (self.transformer, self.top_expert) if m is not None]
 
     @property
     def vae(self):
@@ -107,6 +120,8 @@ class WanModel:
         """Estimated peak device memory of a request (engine/memory.py) in this model's memory mode."""
         parts = {"text_encoder": self.pipe.text_encoder, "transformer": self.transformer, "vae": self.vae}
         weights = {n: float(_module_bytes(m)) for n, m in parts.items()}
+        if self.top_expert is not None:  # resident beside the base transformer
+            weights["transformer"] += float(_module_bytes(self.top_expert))
         leaves = {
             n: float(max(_module_bytes(c, recurse=False) for c in m.modules())) for n, m in parts.items()
         }
@@ -203,11 +218,8 @@ def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode)
         return mode
     from accelerate import cpu_offload, cpu_offload_with_hook
 
-    chain = (
-        [pipe.transformer, pipe.vae]
-        if mode.text_encoder_cpu
-        else [pipe.text_encoder, pipe.transformer, pipe.vae]
-    )
+    transformers = [pipe.transformer, getattr(pipe, "transformer_2", None)]  # the top expert, if any
+    chain = [*transformers, pipe.vae] if mode.text_encoder_cpu else [pipe.text_encoder, *transformers, pipe.vae]
     chain = [m for m in chain if m is not None]  # a pipeline without a text encoder (bench.realsize)
     hook = None
     for module in chain:
@@ -230,13 +242,17 @@ def _load_cached(
     else:
         pipe, card = _load_folder(key, dtype)
         name = Path(key).name if Path(key).is_dir() else key
-    for module, want in ((pipe.transformer, dtype), (pipe.text_encoder, dtype), (pipe.vae, torch.float32)):
+    expert = getattr(pipe, "transformer_2", None)
+    modules = [(pipe.transformer, dtype), (pipe.text_encoder, dtype), (pipe.vae, torch.float32)]
+    for module, want in modules + ([(expert, dtype)] if expert is not None else []):
         module.to(dev).eval()  # folders load in their dtype (torch_dtype); the Wan VAE stays float32
         if next(module.parameters()).dtype != want:
             module.to(want)
     memory = apply_memory_mode(pipe, dev, memory)
     if compile:  # regional: one compiled block reused by all layers; static shapes, once per stage size
-        pipe.transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
+        for transformer in (pipe.transformer, expert):
+            if transformer is not None:
+                transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
     shift = card.shift if card.shift is not None else _scheduler_shift(pipe.scheduler)
     return WanModel(
         name=name, pipe=pipe, card=card, device=dev, dtype=dtype, shift=shift, memory=memory, compiled=compile
@@ -276,6 +292,11 @@ def _load_folder(path: str, dtype: torch.dtype) -> tuple[WanPipeline, ModelCard]
             raise ModelLoadError(
                 f"could not load {comp} from {where / comp}: {type(err).__name__}: {err}"
             ) from err
+    if (root / TOP_EXPERT).is_dir():  # the full-resolution stage's own transformer
+        try:
+            parts[TOP_EXPERT] = _load_component(root, TOP_EXPERT, dtype)
+        except Exception as err:
+            raise ModelLoadError(f"could not load {TOP_EXPERT} from {root / TOP_EXPERT}: {err}") from err
     return WanPipeline(**parts), card
 
 
@@ -284,6 +305,7 @@ def _component_class(root: Path, comp: str):
     defaults = {
         "text_encoder": UMT5EncoderModel,
         "transformer": WanTransformer3DModel,
+        TOP_EXPERT: WanTransformer3DModel,
         "vae": AutoencoderKLWan,
         "scheduler": FlowMatchEulerDiscreteScheduler,
     }

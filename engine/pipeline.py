@@ -19,7 +19,7 @@ from engine.flops import TERA, schedule_flops
 from engine.limits import MAX_SEED, Budget, finite_number, host_budget, shown, whole_number
 from engine.models import WanModel
 from engine.pyramid import PyramidGeometry, stage_geometry
-from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample
+from engine.sampling import STEP_RULES, Event, cfg_denoiser, sample, stage_denoiser
 from engine.schedule import format_schedule, is_plain, parse_schedule, schedule_sigmas
 from engine.transitions import DEFAULT_WAVELET, available_wavelets
 from engine.video import to_uint8_frames
@@ -196,6 +196,9 @@ def generate(model: WanModel, request: Request) -> Iterator[Event]:
     negative = [request.negative_prompt] if cfg else None
     cond, uncond = model.encode_prompt([request.prompt], negative)
     denoiser = cfg_denoiser(model.transformer, cond, uncond, request.guidance)
+    if model.top_expert is not None:  # the full-resolution stage samples with its own transformer
+        top = cfg_denoiser(model.top_expert, cond, uncond, request.guidance)
+        denoiser = stage_denoiser({request.geometry.num_stages - 1: top}, denoiser)
     generator = torch.Generator("cpu").manual_seed(request.seed)
     sigmas = schedule_sigmas(request.geometry, request.counts, request.shift)
     for event in sample(

@@ -102,6 +102,16 @@ def cfg_denoiser(
     return denoise
 
 
+def stage_denoiser(denoisers: dict[int, Denoiser], default: Denoiser) -> Denoiser:
+    """A denoiser that hands stage k to denoisers[k] and every other stage to `default` (a model with a
+    top-stage expert: engine.pipeline). Each keeps its own step-invariant cache (`cfg_denoiser`)."""
+
+    def denoise(x: torch.Tensor, sigma: float, stage: int) -> torch.Tensor:
+        return denoisers.get(stage, default)(x, sigma, stage)
+
+    return denoise
+
+
 def noise_pyramid(eps_full: torch.Tensor, geometry: PyramidGeometry, wavelet: str) -> list[torch.Tensor]:
     """Unit noise at every stage's resolution, low → high, all projections of one full-resolution draw."""
     levels = [eps_full]

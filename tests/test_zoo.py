@@ -74,6 +74,60 @@ def test_a_variant_with_its_own_text_encoder_is_loaded_with_it(tmp_path):
         assert torch.equal(loaded[key].float(), weights[key].float()), name
 
 
+def test_a_top_stage_expert_samples_only_the_full_resolution_stage(tmp_path):
+    """trainers.expert: a variant with `transformer_2/` samples its lower stages with `transformer` and its
+    last stage with the expert. With the expert a perturbed copy of the base, the lower stages' clean
+    estimates equal the single-transformer model's bit for bit and the final latent does not (routing
+    every stage to either one, or none, breaks one of the two); with an unperturbed copy the whole run is
+    identical. Mismatched architectures and a missing top are refused; a re-export without an expert
+    removes the old one."""
+    import json
+    import shutil
+
+    from engine.pipeline import generate
+    from trainers import expert
+
+    shutil.copytree(ZOO_DIR / "shared", tmp_path / "shared")
+    shutil.copytree(ZOO_DIR / "pyramidal-wan-tiny-dmd", tmp_path / "base")
+    shutil.copytree(ZOO_DIR / "pyramidal-wan-tiny-dmd", tmp_path / "same")
+    shutil.copytree(ZOO_DIR / "pyramidal-wan-tiny-dmd", tmp_path / "moved")
+    moved = load_model(str(tmp_path / "moved"), device="cpu", dtype="float32").transformer
+    with torch.no_grad():
+        moved.proj_out.bias.add_(0.05)
+    moved.to(torch.float16).save_pretrained(tmp_path / "moved" / "transformer")
+
+    def stage_outputs(folder: str):
+        model = load_model(str(tmp_path / folder), device="cpu")
+        request = make_request(model, "a red circle moving left on a black background", seed=3)
+        events = list(generate(model, request))
+        return model, [e.x0 for e in events if e.kind == "stage_end"]
+
+    plain_model, plain = stage_outputs("base")
+    assert plain_model.top_expert is None and len(plain_model.transformers()) == 1
+    for top, variant in (("same", "with-same"), ("moved", "with-moved")):
+        cfg = expert.ExpertConfig(lower="base", top=top, variant=variant, zoo_dir=str(tmp_path))
+        folder = expert.assemble(cfg)
+        assert (folder / "transformer_2").is_dir() and read_card(str(folder)).schedule == "2-2-1"
+    model, same = stage_outputs("with-same")
+    assert model.top_expert is not None and len(model.transformers()) == 2
+    assert all(torch.equal(a, b) for a, b in zip(plain, same))
+    _, moved_out = stage_outputs("with-moved")
+    assert torch.equal(plain[0], moved_out[0]) and torch.equal(plain[1], moved_out[1])
+    assert not torch.allclose(plain[2], moved_out[2], atol=1e-3)
+
+    shutil.copytree(ZOO_DIR / "pyramidal-wan-tiny-dmd", tmp_path / "other")
+    config = tmp_path / "other" / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "rope_max_seq_len": 512}))
+    with pytest.raises(SystemExit, match="different transformer configs"):
+        expert.assemble(expert.ExpertConfig(lower="base", top="other", zoo_dir=str(tmp_path)))
+    with pytest.raises(SystemExit, match="top="):
+        expert.assemble(expert.ExpertConfig(lower="base", zoo_dir=str(tmp_path)))
+    from trainers.zoo import export_variant
+
+    export_variant("with-moved", model.transformer, read_card(str(folder)), tmp_path)
+    assert not (tmp_path / "with-moved" / "transformer_2").exists()
+
+
 def test_default_model_is_the_pyramidal_one_when_shipped():
     expected = "pyramidal-wan-tiny" if "pyramidal-wan-tiny" in zoo_models() else "random-tiny"
     assert default_model_name() == expected

@@ -9,6 +9,7 @@ Layout written here and read by engine.models (diffusers layout, components shar
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -136,15 +137,26 @@ def export_shared(tokenizer, text_encoder: UMT5EncoderModel, shared: Path = SHAR
 
 
 def export_variant(
-    name: str, transformer: WanTransformer3DModel, card: ModelCard, zoo: Path = ZOO_DIR
+    name: str,
+    transformer: WanTransformer3DModel,
+    card: ModelCard,
+    zoo: Path = ZOO_DIR,
+    top_expert: WanTransformer3DModel | None = None,
 ) -> Path:
-    """assets/zoo/<name>/: the transformer in float16 plus its card; other components are shared."""
+    """assets/zoo/<name>/: the transformer in float16 plus its card, and the full-resolution stage's own
+    transformer in `transformer_2/` when a `top_expert` is given; other components are shared."""
     folder = zoo / name
     folder.mkdir(parents=True, exist_ok=True)
-    transformer.to(torch.float16).save_pretrained(folder / "transformer")
-    transformer.to(torch.float32)
+    entries = {}
+    for sub, module in (("transformer", transformer), ("transformer_2", top_expert)):
+        if module is not None:
+            module.to(torch.float16).save_pretrained(folder / sub)
+            module.to(torch.float32)
+            entries[sub] = ["diffusers", "WanTransformer3DModel"]
+        elif (folder / sub).is_dir():  # an earlier export's expert must not outlive this one
+            shutil.rmtree(folder / sub)
     (folder / CARD_FILE).write_text(card.to_json())
-    _write_index(folder, {"transformer": ["diffusers", "WanTransformer3DModel"]})
+    _write_index(folder, entries)
     return folder
 
 
