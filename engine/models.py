@@ -5,8 +5,8 @@ scheduler/`) plus an optional `pyramidal_wan.json` with our defaults (size, sche
 `"shared": "<folder>"` naming where components missing here live (the zoo shares one VAE and one text
 encoder between variants). A folder may also hold `transformer_2/`, the last (full-resolution) stage's own
 transformer — a top-stage expert, as Wan2.2 keeps a low-noise expert — which the sampler uses there
-(`WanModel.top_expert`, engine.pipeline). Everything loads offline (`local_files_only`); a hub id is tried online only
-when the name is not a local folder and the host is online.
+(`WanModel.top_expert`, engine.pipeline). Everything loads offline (`local_files_only`); a hub id is
+tried online only when the name is not a local folder and the host is online.
 """
 
 from __future__ import annotations
@@ -219,7 +219,9 @@ def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode)
     from accelerate import cpu_offload, cpu_offload_with_hook
 
     transformers = [pipe.transformer, getattr(pipe, "transformer_2", None)]  # the top expert, if any
-    chain = [*transformers, pipe.vae] if mode.text_encoder_cpu else [pipe.text_encoder, *transformers, pipe.vae]
+    chain = [*transformers, pipe.vae]
+    if not mode.text_encoder_cpu:
+        chain.insert(0, pipe.text_encoder)
     chain = [m for m in chain if m is not None]  # a pipeline without a text encoder (bench.realsize)
     hook = None
     for module in chain:

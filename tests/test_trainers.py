@@ -1400,7 +1400,8 @@ def test_stage_ode_target_is_the_teachers_euler_run_from_the_generators_own_inpu
     own input and U. The generator starts as a copy of the teacher, so at guidance 1 with one Euler step
     from the stage start the target is the generator's own x̂0 (loss 0) — the final latent at the top
     stage, the stage's Ŷ at a middle one (returning the latent there, or starting the grid anywhere but
-    at the input's σ, breaks the zero, as checked by hand); more steps or guidance 3 move it away. ot and adv are refused."""
+    at the input's σ, breaks the zero, as checked by hand); more steps or guidance 3 move it away. ot and
+    adv are refused."""
     from trainers import distill
 
     args = [f"out_dir={zoo}/runs/dmd-ode", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]

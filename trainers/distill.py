@@ -749,7 +749,8 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
     if cfg.ode_weight and (cfg.method not in ODE_METHODS or cfg.ode_steps < 1):
         raise SystemExit(
             f"ode_weight needs a method whose teacher walks the generator's own path "
-            f"({', '.join(ODE_METHODS)}) and ode_steps ≥ 1; got method={cfg.method}, ode_steps={cfg.ode_steps}"
+            f"({', '.join(ODE_METHODS)}) and ode_steps ≥ 1; got method={cfg.method}, "
+            f"ode_steps={cfg.ode_steps}"
         )
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)

@@ -40,6 +40,7 @@ def assemble(cfg: ExpertConfig) -> Path:
     for model in (lower, top):
         if model.top_expert is not None:
             raise SystemExit(f"{model.name} already has a top-stage expert; give single-transformer models")
+
     def architecture(model) -> dict:
         return {k: v for k, v in dict(model.transformer.config).items() if not k.startswith("_")}
 
