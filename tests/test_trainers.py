@@ -1430,6 +1430,69 @@ def test_stage_ode_target_is_the_teachers_euler_run_from_the_generators_own_inpu
             method(*bad)
 
 
+def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_exports_both(zoo):
+    """top_expert: every trained step is a full-resolution one, and the lower stages it starts from are the
+    frozen initialisation's: after the trained generator's weights move, the top step's input is the same
+    as before (without top_expert it moves with them). The export keeps the initialisation as `transformer`
+    and the trained model as `transformer_2`; weights on a lower step and a learning curve are refused."""
+    from safetensors.torch import load_file
+
+    from trainers import distill
+
+    args = [f"out_dir={zoo}/runs/dmd-expert", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]
+    args += ["pair_schedule=2-2-1", "batch_size=2", "reg_weight=0"]
+
+    def top_inputs(*extra):
+        m = distill.setup(distill.parse_config(distill.DistillConfig, [*args, *extra]))[0]
+        m.gen.manual_seed(5)
+        before = m.trained_step(0)
+        with torch.no_grad():
+            for p in m.run.model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        m.gen.manual_seed(5)
+        after = m.trained_step(0)
+        assert before.k == after.k == 2 and before.lower is not None
+        return before, after
+
+    before, after = top_inputs("top_expert=true")
+    assert torch.equal(before.x, after.x) and torch.equal(before.lower, after.lower)
+    assert not torch.allclose(before.x0, after.x0)  # the trained model does move at the top step
+    before, after = top_inputs("step_weights=0-0-0-0-1")
+    assert not torch.allclose(before.x, after.x)
+
+    for bad, match in (
+        (["top_expert=true", "step_weights=1-0-0-0-1"], "full-resolution stage only"),
+        (["top_expert=true", "eval_every=1"], "eval_every=0"),
+    ):
+        with pytest.raises(SystemExit, match=match):
+            distill.setup(distill.parse_config(distill.DistillConfig, [*args, *bad]))
+
+    variant = "dmd-top-expert"
+    run_args = [a for a in args if not a.startswith(("out_dir", "variant"))]
+    distill.main(
+        [
+            *run_args,
+            f"out_dir={zoo}/runs/{variant}",
+            f"variant={variant}",
+            "top_expert=true",
+            "max_steps=2",
+            "critic_updates=1",
+            "log_every=1",
+        ]
+    )
+    folder = zoo / "zoo" / variant
+    assert (folder / "transformer_2").is_dir()
+    init = load_file(
+        zoo / "zoo" / "pyramidal-wan-tiny" / "transformer" / "diffusion_pytorch_model.safetensors"
+    )
+    lower = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    top = load_file(folder / "transformer_2" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(lower[k], init[k]) for k in init)
+    assert any(not torch.equal(top[k], init[k]) for k in init)
+    model = load_model(str(folder), device="cpu")
+    assert model.top_expert is not None and "top-stage expert" in model.card.description
+
+
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
     from trainers.common import parse_config
     from trainers.distill import DistillConfig

@@ -52,6 +52,10 @@ plain), ode_weight × MSE between x̂0 and the teacher's guided Euler run of the
 the step's own input and U (`ode_steps` steps over the whole stage; `Distillation.stage_ode`): a
 regression target that is a function of what the generator sees, where the pairs' stage outputs are not
 (they start from the same noise but meet the teacher's own lower stages).
+`top_expert` trains the full-resolution stage only, as a top-stage expert: the unroll walks the lower
+stages with the frozen initialisation, and the export writes it as `transformer` beside the trained
+`transformer_2` (DESIGN §7; the shipped expert was instead assembled by trainers/expert.py from a top-only
+run of the shared network, trainers/README.md).
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
@@ -149,6 +153,9 @@ class DistillConfig(TrainConfig):
     ode_weight: float = 0.0  # DMD methods: + this × the regression of x̂0 onto the teacher's guided Euler
     # solution of the trained step's stage from the step's own input (`Distillation.stage_ode`); 0: none
     ode_steps: int = 10  # the teacher's Euler steps over a whole stage for that target
+    top_expert: bool = False  # train only the full-resolution stage, as a top-stage expert: the unroll walks
+    # the lower stages with the frozen initialisation, which the export keeps as `transformer` beside the
+    # trained `transformer_2` (trainers/expert.py, DESIGN §7); step_weights default to the top steps
 
 
 class _Reached(Exception):
@@ -310,6 +317,7 @@ class Distillation:
     renoising on a stage path and the regression term. Methods subclass it and define `loss`."""
 
     pyramidal = True  # renoise on the pyramid's stage path (False: the plain process)
+    lower_net = None  # `top_expert`: the frozen initialisation that samples the lower stages (`setup`)
 
     def __init__(self, cfg: DistillConfig, run: Run, teacher, teacher_net, geometry, pairs, out: Path):
         self.cfg, self.run, self.teacher, self.teacher_net = cfg, run, teacher, teacher_net
@@ -321,6 +329,14 @@ class Distillation:
         ]
         self.step_of = [k for k, c in enumerate(self.counts) for _ in range(c)]  # stage of each step
         self.step_weights = parse_step_weights(cfg.step_weights, len(self.step_of))
+        if cfg.top_expert:  # only the last stage's steps are trained
+            top = torch.tensor([float(k == geometry.num_stages - 1) for k in self.step_of])
+            if self.step_weights is None:
+                self.step_weights = top
+            elif (self.step_weights * (1 - top)).any() or not top.any():
+                raise SystemExit(
+                    "top_expert trains the full-resolution stage only: give step_weights on its steps"
+                )
         self.cond, uncond = teacher.encode_prompt(pairs["captions"], [""] * len(pairs["captions"]))
         self.uncond = uncond[:1]
         size = TransformerSize.from_config(
@@ -367,13 +383,16 @@ class Distillation:
             j = int(torch.multinomial(self.step_weights, 1, generator=gen))
         reached, finals = [], {}
 
+        last = self.geometry.num_stages - 1
+
         def denoiser(x, s, k):
             if len(reached) == j:
                 reached.append((x, s, k))
                 raise _Reached
             reached.append(None)
+            net = self.lower_net if self.lower_net is not None and k < last else model
             with torch.no_grad():
-                return velocity(model, x, torch.full((x.shape[0],), s), text)
+                return velocity(net, x, torch.full((x.shape[0],), s), text)
 
         try:
             sigmas = schedule_sigmas(self.geometry, self.counts)
@@ -752,6 +771,11 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
             f"({', '.join(ODE_METHODS)}) and ode_steps ≥ 1; got method={cfg.method}, "
             f"ode_steps={cfg.ode_steps}"
         )
+    if cfg.top_expert and cfg.eval_every:
+        raise SystemExit(
+            "top_expert needs eval_every=0 (the learning curve samples every stage with one transformer); "
+            "measure the exported variant with bench.toybench instead"
+        )
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)
 
@@ -792,11 +816,15 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
 
         teacher_net = WanTransformer3DModel.from_pretrained(lowres / "model").requires_grad_(False)
     generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
+    # top_expert: the initialisation itself (never the resumed state) samples the lower stages, frozen
+    lower_net = init.transformer.float().requires_grad_(False).eval() if cfg.top_expert else None
     del init
     if cfg.lora_rank:
         add_lora(generator, cfg.lora_rank, cfg.lora_alpha or cfg.lora_rank)
     run = Run(cfg, generator)  # trains the parameters that require grad: all, or the adapters
-    return METHODS[cfg.method](cfg, run, teacher, teacher_net, geometry, pairs, out), card
+    method = METHODS[cfg.method](cfg, run, teacher, teacher_net, geometry, pairs, out)
+    method.lower_net = lower_net
+    return method, card
 
 
 def distilled_card(cfg: DistillConfig, card):
@@ -805,7 +833,8 @@ def distilled_card(cfg: DistillConfig, card):
     return tiny_card(
         description=f"{cfg.variant}: {Path(cfg.generator).name} step-distilled "
         + how.get(cfg.method, "with DMD")
-        + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}",
+        + f" ({cfg.method}, teacher {cfg.teacher}) for {cfg.schedule}"
+        + (", its full-resolution stage as a top-stage expert" if cfg.top_expert else ""),
         pyramidal=card.pyramidal,
         schedule=cfg.schedule,
         step_rule=cfg.step_rule,
@@ -840,7 +869,11 @@ def main(argv: list[str] | None = None) -> None:
     if run.accelerator.is_main_process and cfg.variant:
         with run.ema_weights() as ema:
             plain = merged_lora(ema) if cfg.lora_rank else ema
-            print(f"exported {export_variant(cfg.variant, plain, distilled, zoo)}")
+            if cfg.top_expert:  # the frozen initialisation below, the trained model at the top stage
+                folder = export_variant(cfg.variant, method.lower_net, distilled, zoo, top_expert=plain)
+            else:
+                folder = export_variant(cfg.variant, plain, distilled, zoo)
+            print(f"exported {folder}")
 
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "net.0.proj", "net.2")  # attention and FFN linears
