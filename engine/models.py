@@ -44,6 +44,11 @@ COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
 TOP_EXPERT = "transformer_2"  # optional: the transformer of the last (full-resolution) stage
 
 
+def top_expert(pipe: WanPipeline) -> WanTransformer3DModel | None:
+    """A pipeline's top-stage expert (its `transformer_2`), or None."""
+    return getattr(pipe, TOP_EXPERT, None)
+
+
 @dataclass
 class WanModel:
     """Loaded components of one model and what the engine needs to sample it."""
@@ -65,7 +70,7 @@ class WanModel:
     def top_expert(self) -> WanTransformer3DModel | None:
         """The full-resolution stage's own transformer (a folder's `transformer_2/`, as Wan2.2 keeps its
         low-noise expert), or None: every stage samples with `transformer`."""
-        return getattr(self.pipe, "transformer_2", None)
+        return top_expert(self.pipe)
 
     def transformers(self) -> list[WanTransformer3DModel]:
         """Every transformer the model samples with: `transformer`, then the top expert if any."""
@@ -120,8 +125,7 @@ class WanModel:
         """Estimated peak device memory of a request (engine/memory.py) in this model's memory mode."""
         parts = {"text_encoder": self.pipe.text_encoder, "transformer": self.transformer, "vae": self.vae}
         weights = {n: float(_module_bytes(m)) for n, m in parts.items()}
-        if self.top_expert is not None:  # resident beside the base transformer
-            weights["transformer"] += float(_module_bytes(self.top_expert))
+        weights["transformer"] = float(sum(_module_bytes(m) for m in self.transformers()))  # all resident
         leaves = {
             n: float(max(_module_bytes(c, recurse=False) for c in m.modules())) for n, m in parts.items()
         }
@@ -218,7 +222,7 @@ def apply_memory_mode(pipe: WanPipeline, device: torch.device, mode: MemoryMode)
         return mode
     from accelerate import cpu_offload, cpu_offload_with_hook
 
-    transformers = [pipe.transformer, getattr(pipe, "transformer_2", None)]  # the top expert, if any
+    transformers = [pipe.transformer, top_expert(pipe)]
     chain = [*transformers, pipe.vae]
     if not mode.text_encoder_cpu:
         chain.insert(0, pipe.text_encoder)
@@ -244,9 +248,14 @@ def _load_cached(
     else:
         pipe, card = _load_folder(key, dtype)
         name = Path(key).name if Path(key).is_dir() else key
-    expert = getattr(pipe, "transformer_2", None)
-    modules = [(pipe.transformer, dtype), (pipe.text_encoder, dtype), (pipe.vae, torch.float32)]
-    for module, want in modules + ([(expert, dtype)] if expert is not None else []):
+    expert = top_expert(pipe)
+    modules = [
+        (pipe.transformer, dtype),
+        (expert, dtype),
+        (pipe.text_encoder, dtype),
+        (pipe.vae, torch.float32),
+    ]
+    for module, want in ((m, w) for m, w in modules if m is not None):
         module.to(dev).eval()  # folders load in their dtype (torch_dtype); the Wan VAE stays float32
         if next(module.parameters()).dtype != want:
             module.to(want)

@@ -29,7 +29,6 @@ class ExpertConfig:
     variant: str = "pyramidal-wan-tiny-dmd-x"
     schedule: str = ""  # the variant's default schedule; empty: lower's
     zoo_dir: str = str(ZOO_DIR)
-    max_minutes: float = 0.0  # accepted for the trainers' common command line; unused
 
 
 def assemble(cfg: ExpertConfig) -> Path:
