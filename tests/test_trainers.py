@@ -1420,6 +1420,20 @@ def test_stage_ode_target_is_the_teachers_euler_run_from_the_generators_own_inpu
         m4 = method("guidance=1", "ode_steps=4", f"step_weights={weights}")
         target4, forwards4 = m4.stage_ode(t)
         assert forwards4 == steps_below and (target4 - t.x0).abs().mean() > 1e-3
+    # ode_rule=x0: the teacher walks the stage with the "x0" rule, fresh noise every step. One step is
+    # still x̂0; with more, the target is a sample: another draw gives another target, and it is not
+    # Euler's solution (keeping Euler's update in the x0 branch fails this, as checked by hand)
+    m = method("guidance=1", "ode_steps=1", "ode_rule=x0", "step_weights=0-0-0-0-1")
+    t = m.trained_step(0)
+    assert torch.allclose(m.stage_ode(t)[0], t.x0.detach(), atol=1e-5)
+    m = method("guidance=1", "ode_steps=4", "ode_rule=x0", "step_weights=0-0-0-0-1")
+    t = m.trained_step(0)
+    draws = [m.stage_ode(t)[0] for _ in range(2)]
+    m.cfg.ode_rule = "euler"
+    euler = m.stage_ode(t)[0]
+    assert (draws[0] - draws[1]).abs().mean() > 1e-3 and (draws[0] - euler).abs().mean() > 1e-3
+    with pytest.raises(SystemExit, match="ode_rule"):
+        method("ode_rule=ddim")
     m = method("guidance=3", "ode_steps=3", "step_weights=0-0-0-0-1")
     t = m.trained_step(0)
     assert m.stage_ode(t)[1] == 6  # three guided steps, two forwards each

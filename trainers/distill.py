@@ -94,7 +94,7 @@ from engine.flow import (
     velocity_target,
 )
 from engine.models import ZOO_DIR, load_model
-from engine.sampling import STEP_RULES, cfg_denoiser, sample
+from engine.sampling import STEP_RULES, cfg_denoiser, renoise_draw, sample
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas, stage_sigmas
 from engine.transitions import frame_common_shape, upsample
 from engine.zoo import ModelRegistry
@@ -153,6 +153,8 @@ class DistillConfig(TrainConfig):
     ode_weight: float = 0.0  # DMD methods: + this × the regression of x̂0 onto the teacher's guided Euler
     # solution of the trained step's stage from the step's own input (`Distillation.stage_ode`); 0: none
     ode_steps: int = 10  # the teacher's Euler steps over a whole stage for that target
+    ode_rule: str = "euler"  # the teacher's step rule for that target: "euler" (its ODE, a function of the
+    # input) or "x0" (the generator's rule: fresh noise at `shared_noise` every step, so a sample)
     top_expert: bool = False  # train only the full-resolution stage, as a top-stage expert: the unroll walks
     # the lower stages with the frozen initialisation, which the export keeps as `transformer` beside the
     # trained `transformer_2` (trainers/expert.py, DESIGN §7); step_weights default to the top steps
@@ -469,7 +471,14 @@ class Distillation:
             for s, s_next in zip(grid[:-1], grid[1:]):
                 v = guided_velocity(self.teacher_net, x, torch.full((n,), s), t.text, uncond, cfg.guidance)
                 y = stage_clean(x, v, t.lower, s, s_start, s_end)
-                x = torch.add(x, v, alpha=s_next - s)
+                if cfg.ode_rule == "euler":
+                    x = torch.add(x, v, alpha=s_next - s)
+                elif s_next > 0:
+                    x = stage_point(
+                        y, t.lower, renoise_draw(x, self.gen, cfg.shared_noise), s_next, s_start, s_end
+                    )
+                else:
+                    x = y
         forwards = (len(grid) - 1) * (2 if cfg.guidance != 1.0 else 1)
         return (x if s_end == 0 else y), forwards
 
@@ -771,6 +780,8 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
             f"({', '.join(ODE_METHODS)}) and ode_steps ≥ 1; got method={cfg.method}, "
             f"ode_steps={cfg.ode_steps}"
         )
+    if cfg.ode_rule not in STEP_RULES:
+        raise SystemExit(f"ode_rule must be one of {', '.join(STEP_RULES)}, got {cfg.ode_rule!r}")
     if cfg.top_expert and cfg.eval_every:
         raise SystemExit(
             "top_expert needs eval_every=0 (the learning curve samples every stage with one transformer); "
