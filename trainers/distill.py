@@ -51,7 +51,8 @@ distilled without it; trainers/README.md).
 plain), ode_weight × MSE between x̂0 and the teacher's guided Euler run of the trained step's stage from
 the step's own input and U (`ode_steps` steps over the whole stage; `Distillation.stage_ode`): a
 regression target that is a function of what the generator sees, where the pairs' stage outputs are not
-(they start from the same noise but meet the teacher's own lower stages).
+(they start from the same noise but meet the teacher's own lower stages); `ode_rule=x0` walks it with the
+"x0" rule instead, fresh noise every step, so the target is a sample of the teacher's many-step map.
 `top_expert` trains the full-resolution stage only, as a top-stage expert: the unroll walks the lower
 stages with the frozen initialisation, and the export writes it as `transformer` beside the trained
 `transformer_2` (DESIGN §7; the shipped expert was instead assembled by trainers/expert.py from a top-only
