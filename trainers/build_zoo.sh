@@ -93,15 +93,11 @@ $PY -m trainers.distill --max-minutes 30 max_steps=800 stop_at=775 method=adv cr
 #    the 2-2-1 generator on the five-seed mean, at 3.1% of wan-tiny's 0-0-50 sampler time)
 $PY -m trainers.distill --max-minutes 60 $DMD schedule=2-2-2 variant=pyramidal-wan-tiny-dmd-222 \
     out_dir=runs/dmd-222 $PAIRS_PYR ${DMD_ARGS:-}
-#    DMD-PT* with a top-stage expert (twentieth session): the shipped generator's full-resolution step trained
-#    alone for 400 more steps (a fresh critic), then shipped only as the top stage's own transformer over
-#    the untrained lower stages, which training that step alone would have moved (DESIGN §7)
-mkdir -p runs/zoo-top && cp -r assets/zoo/shared runs/zoo-top/
-$PY -m trainers.distill --max-minutes 60 max_steps=400 eval_every=100 lr=5e-5 reg_weight=0 \
-    step_weights=0-0-0-0-1 generator=assets/zoo/pyramidal-wan-tiny-dmd \
-    teacher=assets/zoo/pyramidal-wan-tiny zoo_dir=runs/zoo-top variant=pyramidal-wan-tiny-dmd-top-step \
-    out_dir=runs/dmd-top $PAIRS_PYR ${DMD_ARGS:-}
-$PY -m trainers.expert lower=pyramidal-wan-tiny-dmd top=runs/zoo-top/pyramidal-wan-tiny-dmd-top-step \
-    variant=pyramidal-wan-tiny-dmd-expert
+#    DMD-PT* with a top-stage expert (twentieth session; rebuilt in the twenty-first): the shipped generator's
+#    full-resolution stage trained as its own transformer (top_expert: a fresh critic, 1,000 top steps over
+#    the frozen lower stages, which training the shared network's top step alone would have moved; DESIGN §7)
+$PY -m trainers.distill --max-minutes 100 max_steps=1000 lr=5e-5 reg_weight=0 top_expert=true \
+    generator=pyramidal-wan-tiny-dmd variant=pyramidal-wan-tiny-dmd-expert out_dir=runs/dmd-expert \
+    $PAIRS_PYR ${DMD_ARGS:-}
 # 5. the results table
 $PY -m bench.report --n 32 --threads 1

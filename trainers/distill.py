@@ -55,8 +55,8 @@ regression target that is a function of what the generator sees, where the pairs
 "x0" rule instead, fresh noise every step, so the target is a sample of the teacher's many-step map.
 `top_expert` trains the full-resolution stage only, as a top-stage expert: the unroll walks the lower
 stages with the frozen initialisation, and the export writes it as `transformer` beside the trained
-`transformer_2` (DESIGN §7; the shipped expert was instead assembled by trainers/expert.py from a top-only
-run of the shared network, trainers/README.md).
+`transformer_2` (DESIGN §7; how the shipped `pyramidal-wan-tiny-dmd-expert` is built since the twenty-first
+session, trainers/build_zoo.sh step 4g).
 `lora_rank` > 0 trains LoRA adapters on the generator's attention and FFN linears instead of all its
 weights (DESIGN §7's option for PT and PT*; any method accepts it); the export merges them.
 The teacher pairs are generated once into out_dir/pairs.pt (or `pairs_file`); with a plain teacher and a
