@@ -458,10 +458,13 @@ class Distillation:
     def stage_ode(self, t: Trained) -> tuple[torch.Tensor, int]:
         """(target, teacher forwards): the teacher's guided Euler solution of stage t.k from the trained
         step's own input x at σ, with the generator's own U, on the teacher's `ode_steps`-step grid of the
-        stage (the points below σ). The stage's clean signal as the sampler carries it: the final latent at
-        the last stage (σe = 0), the last step's Ŷ elsewhere. Unlike the pairs' stage outputs, which start
-        from the same initial noise but meet other lower stages, this target is a function of the
-        generator's own input, so the regression asks for the teacher's many-step map, not an average."""
+        stage (the points below σ); with `ode_rule=x0`, its "x0"-rule walk over that grid instead (Ŷ
+        renoised on the stage's path with fresh noise each step, as `engine.sampling.sample` does). The
+        stage's clean signal as the sampler carries it: the final latent at the last stage (σe = 0), the
+        last step's Ŷ elsewhere. Unlike the pairs' stage outputs, which start from the same initial noise
+        but meet other lower stages, the Euler target is a function of the generator's own input, so the
+        regression asks for the teacher's many-step map, not an average (the "x0" target is a sample of
+        that map, so the regression asks for its conditional mean)."""
         cfg = self.cfg
         s_start, s_end = self.paths[t.k]
         grid = stage_sigmas(s_start, s_end, cfg.ode_steps).tolist()
