@@ -160,6 +160,22 @@ def renoise_draw(x: torch.Tensor, generator: torch.Generator, share: float) -> t
     return frame_shared(eps, randn_like_shape(frame_common_shape(x.shape), generator, x), share)
 
 
+def x0_step(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lower: torch.Tensor | None,
+    s_next: float,
+    path: tuple[float, float],
+    generator: torch.Generator,
+    share: float,
+) -> torch.Tensor:
+    """The "x0" rule's move from x to σ' = s_next: the stage's clean estimate y renoised on the stage's
+    path (σs, σe) with fresh noise (`renoise_draw`), or y itself at σ' = 0."""
+    if s_next > 0:
+        return stage_point(y, lower, renoise_draw(x, generator, share), s_next, *path)
+    return y
+
+
 def sample(
     denoiser: Denoiser,
     geometry: PyramidGeometry,
@@ -256,10 +272,8 @@ def sample(
             x0 = stage_clean(x, v, lower, s, *path)
             if step_rule == "euler":
                 x = torch.add(x, v, alpha=s_next - s)
-            elif s_next > 0:
-                x = stage_point(x0, lower, renoise_draw(x, generator, shared_noise), s_next, *path)
             else:
-                x = x0
+                x = x0_step(x, x0, lower, s_next, path, generator, shared_noise)
             done += 1
             yield event("step", k, grid, step=i + 1, sigma=float(s_next), x0=x0, latent=x)
         stage_times.append(time.perf_counter() - stage_start)

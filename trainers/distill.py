@@ -95,7 +95,7 @@ from engine.flow import (
     velocity_target,
 )
 from engine.models import ZOO_DIR, load_model
-from engine.sampling import STEP_RULES, cfg_denoiser, renoise_draw, sample
+from engine.sampling import STEP_RULES, cfg_denoiser, sample, x0_step
 from engine.schedule import is_plain, parse_schedule, schedule_sigmas, stage_sigmas
 from engine.transitions import frame_common_shape, upsample
 from engine.zoo import ModelRegistry
@@ -477,12 +477,8 @@ class Distillation:
                 y = stage_clean(x, v, t.lower, s, s_start, s_end)
                 if cfg.ode_rule == "euler":
                     x = torch.add(x, v, alpha=s_next - s)
-                elif s_next > 0:
-                    x = stage_point(
-                        y, t.lower, renoise_draw(x, self.gen, cfg.shared_noise), s_next, s_start, s_end
-                    )
                 else:
-                    x = y
+                    x = x0_step(x, y, t.lower, s_next, (s_start, s_end), self.gen, cfg.shared_noise)
         forwards = (len(grid) - 1) * (2 if cfg.guidance != 1.0 else 1)
         return (x if s_end == 0 else y), forwards
 

@@ -18,7 +18,7 @@ from torch import nn
 from transformers import UMT5Config, UMT5EncoderModel
 
 from engine.flow import masked_text, timestep
-from engine.models import CARD_FILE, ZOO_DIR, ModelCard
+from engine.models import CARD_FILE, TOP_EXPERT, ZOO_DIR, ModelCard
 from engine.text import build_word_tokenizer
 from engine.tiny_vae import TinyWanVAE
 from world import vocabulary
@@ -148,7 +148,7 @@ def export_variant(
     folder = zoo / name
     folder.mkdir(parents=True, exist_ok=True)
     entries = {}
-    for sub, module in (("transformer", transformer), ("transformer_2", top_expert)):
+    for sub, module in (("transformer", transformer), (TOP_EXPERT, top_expert)):
         if module is not None:
             module.to(torch.float16).save_pretrained(folder / sub)
             module.to(torch.float32)
