@@ -1506,6 +1506,17 @@ def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_
     model = load_model(str(folder), device="cpu")
     assert model.top_expert is not None and "top-stage expert" in model.card.description
 
+    # from an initialisation that has an expert, top_expert trains that expert further: the generator
+    # starts as its transformer_2 and the lower stages stay its transformer (starting from `transformer`
+    # instead fails the first check)
+    m = distill.setup(
+        distill.parse_config(distill.DistillConfig, [*args, f"generator={folder}", "top_expert=true"])
+    )[0]
+    trained = m.run.model.state_dict()
+    assert all(torch.equal(trained[k].float(), top[k].float()) for k in top)
+    frozen = m.lower_net.state_dict()
+    assert all(torch.equal(frozen[k].float(), lower[k].float()) for k in lower)
+
 
 def test_config_overrides_coerce_numbers_and_refuse_junk(tmp_path):
     from trainers.common import parse_config

@@ -826,7 +826,9 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         from diffusers import WanTransformer3DModel
 
         teacher_net = WanTransformer3DModel.from_pretrained(lowres / "model").requires_grad_(False)
-    generator = copy.deepcopy(init.transformer).float().requires_grad_(True).train()
+    # top_expert from an initialisation that has one (a zoo expert) trains that expert further
+    start = init.top_expert if cfg.top_expert and init.top_expert is not None else init.transformer
+    generator = copy.deepcopy(start).float().requires_grad_(True).train()
     # top_expert: the initialisation itself (never the resumed state) samples the lower stages, frozen
     lower_net = init.transformer.float().requires_grad_(False).eval() if cfg.top_expert else None
     del init
