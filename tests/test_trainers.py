@@ -1444,14 +1444,20 @@ def test_stage_ode_target_is_the_teachers_euler_run_from_the_generators_own_inpu
             method(*bad)
 
 
-def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_exports_both(zoo):
+def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_exports_both(
+    zoo, monkeypatch
+):
     """top_expert: every trained step is a full-resolution one, and the lower stages it starts from are the
     frozen initialisation's: after the trained generator's weights move, the top step's input is the same
     as before (without top_expert it moves with them). The export keeps the initialisation as `transformer`
-    and the trained model as `transformer_2`; weights on a lower step and a learning curve are refused."""
+    and the trained model as `transformer_2`; weights on a lower step are refused. Its learning curve
+    samples as the export will: the frozen initialisation below, the trained model as the top-stage expert
+    (passing the trained model as the only transformer, as before, fails the check on `curve_models`)."""
+    import csv
+
     from safetensors.torch import load_file
 
-    from trainers import distill
+    from trainers import curves, distill
 
     args = [f"out_dir={zoo}/runs/dmd-expert", f"zoo_dir={zoo}/zoo", "variant=", "pairs=3"]
     args += ["pair_schedule=2-2-1", "batch_size=2", "reg_weight=0"]
@@ -1474,12 +1480,16 @@ def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_
     before, after = top_inputs("step_weights=0-0-0-0-1")
     assert not torch.allclose(before.x, after.x)
 
-    for bad, match in (
-        (["top_expert=true", "step_weights=1-0-0-0-1"], "full-resolution stage only"),
-        (["top_expert=true", "eval_every=1"], "eval_every=0"),
-    ):
-        with pytest.raises(SystemExit, match=match):
-            distill.setup(distill.parse_config(distill.DistillConfig, [*args, *bad]))
+    with pytest.raises(SystemExit, match="full-resolution stage only"):
+        distill.setup(
+            distill.parse_config(distill.DistillConfig, [*args, "top_expert=true", "step_weights=1-0-0-0-1"])
+        )
+
+    curve_models = []
+    generate = curves.generate_videos
+    monkeypatch.setattr(
+        curves, "generate_videos", lambda model, *a: curve_models.append(model) or generate(model, *a)
+    )
 
     variant = "dmd-top-expert"
     run_args = [a for a in args if not a.startswith(("out_dir", "variant"))]
@@ -1492,6 +1502,8 @@ def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_
             "max_steps=2",
             "critic_updates=1",
             "log_every=1",
+            "eval_every=2",
+            "eval_n=2",
         ]
     )
     folder = zoo / "zoo" / variant
@@ -1503,6 +1515,12 @@ def test_top_expert_unrolls_the_lower_stages_with_the_frozen_initialisation_and_
     top = load_file(folder / "transformer_2" / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(lower[k], init[k]) for k in init)
     assert any(not torch.equal(top[k], init[k]) for k in init)
+    rows = list(csv.DictReader((zoo / "runs" / variant / "curves.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2] and 0.0 <= float(rows[0]["shape"]) <= 1.0
+    (sampled,) = curve_models
+    assert sampled.top_expert is not None and sampled.top_expert is not sampled.transformer
+    below = sampled.transformer.state_dict()
+    assert all(torch.equal(below[k].to(init[k].dtype), init[k]) for k in init)
     model = load_model(str(folder), device="cpu")
     assert model.top_expert is not None and "top-stage expert" in model.card.description
 

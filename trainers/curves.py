@@ -63,10 +63,13 @@ def toybench_evaluator(
     vae,
     card: ModelCard,
     train_tflops: Callable[[int], float],
+    top_expert: torch.nn.Module | None = None,
 ) -> Callable[[int], dict[str, float]]:
     """evaluate(step) -> curve row (plus `train_tflops` at that step) for the given training modules.
 
-    The modules are used as they are when called: `Run.evaluate_point` swaps the EMA weights in first."""
+    The modules are used as they are when called: `Run.evaluate_point` swaps the EMA weights in first.
+    `top_expert`: the full-resolution stage's own transformer (the model then samples as a zoo variant with
+    `transformer_2` does; `transformer` samples the lower stages)."""
     prompts = default_prompts(cfg.eval_n, cfg.eval_seed)
     probe = load_probe()
     reference = reference_clips(
@@ -78,6 +81,7 @@ def toybench_evaluator(
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
         transformer=transformer,
+        transformer_2=top_expert,
     )
     param = next(transformer.parameters())
     model = WanModel(

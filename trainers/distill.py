@@ -782,11 +782,6 @@ def setup(cfg: DistillConfig) -> tuple[Distillation, object]:
         )
     if cfg.ode_rule not in STEP_RULES:
         raise SystemExit(f"ode_rule must be one of {', '.join(STEP_RULES)}, got {cfg.ode_rule!r}")
-    if cfg.top_expert and cfg.eval_every:
-        raise SystemExit(
-            "top_expert needs eval_every=0 (the learning curve samples every stage with one transformer); "
-            "measure the exported variant with bench.toybench instead"
-        )
     set_threads(cfg.num_threads)  # before the teacher pairs: Run sets it too, but only after them
     zoo = ModelRegistry(cfg.zoo_dir)
 
@@ -868,14 +863,17 @@ def main(argv: list[str] | None = None) -> None:
     evaluate = None
     if cfg.eval_every:  # the learning curve: ToyBench of the EMA generator as the variant will sample
         teacher = method.teacher
+        # top_expert: the frozen initialisation samples the lower stages, the trained model the top one
+        trained, lower = unwrap(run), method.lower_net
         evaluate = toybench_evaluator(
             dataclasses.replace(cfg, eval_schedule=cfg.eval_schedule or cfg.schedule),
-            unwrap(run),
+            trained if lower is None else lower,
             teacher.pipe.text_encoder,
             teacher.tokenizer,
             teacher.vae,
             distilled,
             lambda step: method.tflops,
+            top_expert=None if lower is None else trained,
         )
     run.train(method.loss, evaluate)
     method.save()
