@@ -158,7 +158,8 @@ class DistillConfig(TrainConfig):
     # input) or "x0" (the generator's rule: fresh noise at `shared_noise` every step, so a sample)
     top_expert: bool = False  # train only the full-resolution stage, as a top-stage expert: the unroll walks
     # the lower stages with the frozen initialisation, which the export keeps as `transformer` beside the
-    # trained `transformer_2` (trainers/expert.py, DESIGN §7); step_weights default to the top steps
+    # trained `transformer_2` (trainers/expert.py, DESIGN §7); step_weights default to the top steps. An
+    # initialisation that already has an expert (a zoo variant's transformer_2) has that expert trained on
 
 
 class _Reached(Exception):
