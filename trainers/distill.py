@@ -159,7 +159,7 @@ class DistillConfig(TrainConfig):
     top_expert: bool = False  # train only the full-resolution stage, as a top-stage expert: the unroll walks
     # the lower stages with the frozen initialisation, which the export keeps as `transformer` beside the
     # trained `transformer_2` (trainers/expert.py, DESIGN §7); step_weights default to the top steps. An
-    # initialisation that already has an expert (a zoo variant's transformer_2) has that expert trained on
+    # initialisation that already has an expert (a zoo variant's transformer_2) trains that expert further
 
 
 class _Reached(Exception):
@@ -865,16 +865,17 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.eval_every:  # the learning curve: ToyBench of the EMA generator as the variant will sample
         teacher = method.teacher
         # top_expert: the frozen initialisation samples the lower stages, the trained model the top one
-        trained, lower = unwrap(run), method.lower_net
+        trained = unwrap(run)
+        below, top = (trained, None) if method.lower_net is None else (method.lower_net, trained)
         evaluate = toybench_evaluator(
             dataclasses.replace(cfg, eval_schedule=cfg.eval_schedule or cfg.schedule),
-            trained if lower is None else lower,
+            below,
             teacher.pipe.text_encoder,
             teacher.tokenizer,
             teacher.vae,
             distilled,
             lambda step: method.tflops,
-            top_expert=None if lower is None else trained,
+            top_expert=top,
         )
     run.train(method.loss, evaluate)
     method.save()
